@@ -1,0 +1,124 @@
+//! `/self/webhooks`: create, list, get, delete and renew the caller's webhook subscriptions.
+
+use super::error::{ApiError, ErrorResponse};
+use super::extract::{Id, JsonBody, User};
+use super::AppState;
+use crate::domain::webhook::{MetadataPolicy, SigningAlgo, Webhook, WebhookSpec, WebhookView};
+use crate::domain::Timestamp;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+
+/// The body of a create request (documentation only: the handler validates field by field).
+#[derive(utoipa::ToSchema)]
+#[schema(as = WebhookCreate)]
+#[allow(dead_code)]
+pub struct WebhookCreateDoc {
+    /// Absolute http(s) URL that receives the events.
+    #[schema(example = "https://www.example.com/webhook")]
+    url: String,
+    /// Only `CALL` exists; defaults to `["CALL"]`.
+    #[schema(example = json!(["CALL"]))]
+    events: Option<Vec<String>>,
+    /// Defaults to `HMAC_SHA256` when a `signingKey` is given, else `NONE`.
+    signing_algo: Option<SigningAlgo>,
+    signing_key: Option<String>,
+    /// Defaults to `NONE`.
+    metadata_policy: Option<MetadataPolicy>,
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no webhook {id}"))
+}
+
+#[utoipa::path(post, path = "/self/webhooks", tag = "Webhooks", operation_id = "createWebhook",
+    summary = "Create a new webhook subscription",
+    request_body(content = WebhookCreateDoc, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = WebhookView),
+        (status = "4XX", description = "Client error", body = ErrorResponse),
+        (status = "5XX", description = "Server error", body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(app): State<AppState>,
+    User(owner): User,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<WebhookView>), ApiError> {
+    let spec = WebhookSpec::try_from(&body).map_err(ApiError::Validation)?;
+    let now = Timestamp::now();
+    let expire_at = now.plus(app.settings.webhook_ttl);
+    let webhook = Webhook {
+        id: uuid::Uuid::new_v4().to_string(),
+        account_id: owner.account_id.clone(),
+        user_id: owner.user_id.clone(),
+        spec,
+        expire_at,
+        created_at: now,
+        created_by: owner.user_id.clone(),
+        renewed_at: None,
+        renewed_by: None,
+        purge_at: expire_at.plus(app.settings.purge_grace),
+        statistics: Default::default(),
+    };
+    app.store.create_webhook(&webhook).await?;
+    app.webhooks_changed.notify_one();
+    Ok((StatusCode::CREATED, Json(WebhookView::from(&webhook))))
+}
+
+#[utoipa::path(get, path = "/self/webhooks", tag = "Webhooks", operation_id = "listWebhooks",
+    summary = "List web hooks",
+    responses((status = 200, description = "Every webhook of the caller", body = [WebhookView]),
+        (status = "4XX", description = "Client error", body = ErrorResponse),
+        (status = "5XX", description = "Server error", body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn list(State(app): State<AppState>, User(owner): User) -> Result<Json<Vec<WebhookView>>, ApiError> {
+    let webhooks = app.store.list_webhooks(&owner).await?;
+    Ok(Json(webhooks.iter().map(WebhookView::from).collect()))
+}
+
+#[utoipa::path(get, path = "/self/webhooks/{id}", tag = "Webhooks", operation_id = "viewWebhook",
+    summary = "Get web hook details",
+    params(("id" = String, Path, description = "Unique identifier of the webhook")),
+    responses((status = 200, description = "The webhook", body = WebhookView),
+        (status = "4XX", description = "Client error", body = ErrorResponse),
+        (status = "5XX", description = "Server error", body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn get(State(app): State<AppState>, User(owner): User, Id(id): Id) -> Result<Json<WebhookView>, ApiError> {
+    let webhook = app.store.get_webhook(&owner, &id).await?.ok_or_else(|| not_found(&id))?;
+    Ok(Json(WebhookView::from(&webhook)))
+}
+
+#[utoipa::path(delete, path = "/self/webhooks/{id}", tag = "Webhooks", operation_id = "destroyWebhook",
+    summary = "Remove a web hook",
+    params(("id" = String, Path, description = "Unique identifier of the webhook")),
+    responses((status = 204, description = "Deleted"),
+        (status = "4XX", description = "Client error", body = ErrorResponse),
+        (status = "5XX", description = "Server error", body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn delete(State(app): State<AppState>, User(owner): User, Id(id): Id) -> Result<StatusCode, ApiError> {
+    if app.store.delete_webhook(&owner, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(&id))
+    }
+}
+
+#[utoipa::path(put, path = "/self/webhooks/{id}/renew", tag = "Webhooks", operation_id = "renewWebhook",
+    summary = "Renews a web hook",
+    description = "Moves expireAt and purgeAt forward, sets renewedAt/renewedBy and clears statistics.failed. Takes no body.",
+    params(("id" = String, Path, description = "Webhook ID")),
+    responses((status = 200, description = "The renewed webhook", body = WebhookView),
+        (status = "4XX", description = "Client error", body = ErrorResponse),
+        (status = "5XX", description = "Server error", body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn renew(State(app): State<AppState>, User(owner): User, Id(id): Id) -> Result<Json<WebhookView>, ApiError> {
+    let now = Timestamp::now();
+    let expire_at = now.plus(app.settings.webhook_ttl);
+    let purge_at = expire_at.plus(app.settings.purge_grace);
+    let webhook = app
+        .store
+        .renew_webhook(&owner, &id, now, expire_at, purge_at)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    app.webhooks_changed.notify_one();
+    Ok(Json(WebhookView::from(&webhook)))
+}

@@ -1,0 +1,89 @@
+//! The command line: clap definitions and dispatch. `serve` is the composition root; the other
+//! commands are small clients. Only this layer uses `anyhow` and prints to the terminal.
+//!
+//! May depend on everything in the crate.
+
+mod serve;
+mod token;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// callhook: a self-hostable call-events platform that speaks the Vonage Integration Platform
+/// (VIS) webhook API.
+#[derive(Debug, Parser)]
+#[command(name = "callhook", version, about, long_about = None)]
+struct Cli {
+    /// Log filter for stderr, e.g. `info`, `debug`, `callhook=debug,tower_http=info`.
+    #[arg(long, global = true, env = "CALLHOOK_LOG", default_value = "info")]
+    log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the platform: the VIS API, ingestion and background jobs, on an embedded SQLite file.
+    Serve(serve::ServeArgs),
+    /// Manage bearer tokens (and the users and accounts they name) in a database.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+}
+
+/// Parses durations like `500ms`, `10s`, `15m`, `10d`.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (use e.g. 500ms, 10s, 15m, 10d)"))
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("callhook: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Token(command) => token::run(command).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("callhook: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_the_documented_forms() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10d"), Ok(Duration::from_secs(10 * 86_400)));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

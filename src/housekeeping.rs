@@ -1,0 +1,45 @@
+//! Background jobs that keep the store tidy: deleting webhooks whose `purgeAt` has passed.
+//!
+//! May depend on: `domain`, the `store::Store` trait.
+
+use crate::domain::Timestamp;
+use crate::store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Longest sleep between purges, as a backstop for changes made by other processes.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+/// Wait after a storage failure before trying again.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// Purges webhooks as their `purgeAt` passes: sleeps until the earliest `purgeAt` (at most
+/// [`MAX_SLEEP`]), or until `changed` says webhooks were created or renewed.
+pub async fn purge_loop(store: Arc<dyn Store>, changed: Arc<Notify>, shutdown: CancellationToken) {
+    loop {
+        let now = Timestamp::now();
+        let wait = match purge_once(store.as_ref(), now).await {
+            Ok(Some(next)) => Duration::from_millis(next.since(now) as u64).min(MAX_SLEEP),
+            Ok(None) => MAX_SLEEP,
+            Err(e) => {
+                tracing::warn!(error = %e, "purging webhooks failed; will retry");
+                RETRY_AFTER
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = changed.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Deletes what is due and returns the next `purgeAt`.
+async fn purge_once(store: &dyn Store, now: Timestamp) -> Result<Option<Timestamp>, crate::store::StoreError> {
+    let purged = store.purge_webhooks(now).await?;
+    if purged > 0 {
+        tracing::info!(purged, "purged webhooks past purgeAt");
+    }
+    store.next_purge_at().await
+}

@@ -1,0 +1,17 @@
+//! callhook: a self-hostable call-events platform that speaks the Vonage Integration Platform (VIS)
+//! webhook API.
+//!
+//! Map of the crate (each module's own `//!` says what it may depend on):
+//! - [`domain`]: pure types and rules: the call state machine, call events, webhooks, identities,
+//!   timestamps. Depends on nothing internal; no I/O.
+//! - [`store`]: the one [`store::Store`] trait with use-case methods, and its SQLite implementation.
+//!   Depends on `domain` only.
+//! - [`api`]: the HTTP surface (VIS routes, ingestion, health, OpenAPI), thin axum handlers over the
+//!   store trait. Depends on `domain` and `store` (the trait, never a backend).
+//! - [`housekeeping`]: background jobs over the store trait (purging expired webhooks).
+//! - [`cli`]: clap commands; `cli::serve` is the composition root that wires concrete types.
+pub mod api;
+pub mod cli;
+pub mod domain;
+pub mod housekeeping;
+pub mod store;

@@ -1,0 +1,5 @@
+//! The `callhook` binary: everything lives in the library; this only hands over to the CLI.
+
+fn main() -> std::process::ExitCode {
+    callhook::cli::main()
+}

@@ -1,0 +1,180 @@
+//! Storage: the one [`Store`] trait, with use-case methods rather than table CRUD, and its
+//! backends (SQLite now; PostgreSQL can sit beside it without touching the API layer).
+//!
+//! May depend on: `domain`. Never on `api` or `cli`.
+//! Contract every backend keeps: applying a call report, writing its event and the deliveries it
+//! causes is one transaction; every method either fully happens or not at all.
+pub mod sqlite;
+
+use crate::domain::call::{Applied, Call, CallState, Direction, TransitionError};
+use crate::domain::identity::{AccountProfile, Owner, Principal, Role, UserProfile};
+use crate::domain::report::CallReport;
+use crate::domain::webhook::Webhook;
+use crate::domain::Timestamp;
+use async_trait::async_trait;
+
+pub use sqlite::SqliteStore;
+
+/// A storage failure. Client mistakes never show up here.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The storage cannot take writes or reads right now (disk full, read-only, locked, I/O):
+    /// worth retrying later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Anything else: a bug or a corrupt database.
+    #[error("storage failure: {0}")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Why a call report was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Refused(#[from] TransitionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The result of applying a call report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    pub applied: Applied,
+    /// Deliveries queued for this event (one per live webhook of the call's user).
+    pub deliveries: usize,
+}
+
+/// A token to store. The secret itself is never stored, only its hash.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub id: String,
+    pub hash: [u8; 32],
+    pub role: Role,
+    pub account_id: Option<String>,
+    pub user_id: Option<String>,
+    pub name: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    /// For tokens naming a user: the profile to create or fill in (only given values overwrite).
+    pub profile: Option<UserProfile>,
+}
+
+/// A stored token, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub id: String,
+    pub role: Role,
+    pub account_id: Option<String>,
+    pub user_id: Option<String>,
+    pub name: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// Which calls a query is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallFilter {
+    /// Only calls that are not in a final state.
+    pub active_only: bool,
+    /// Empty means any.
+    pub directions: Vec<Direction>,
+    /// Empty means any.
+    pub states: Vec<CallState>,
+    /// The latest state change happened at or after this instant.
+    pub from: Option<Timestamp>,
+    /// The latest state change happened before this instant.
+    pub to: Option<Timestamp>,
+}
+
+/// Sort keys for call listings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    StartTime,
+    AnswerTime,
+    EndTime,
+    Duration,
+    State,
+    Direction,
+    PhoneNumber,
+    ExternalId,
+    Id,
+}
+
+impl SortKey {
+    pub const NAMES: &'static str =
+        "startTime, answerTime, endTime, duration, state, direction, phoneNumber, externalId, id";
+
+    pub fn parse(s: &str) -> Option<SortKey> {
+        Some(match s {
+            "startTime" => SortKey::StartTime,
+            "answerTime" => SortKey::AnswerTime,
+            "endTime" => SortKey::EndTime,
+            "duration" => SortKey::Duration,
+            "state" => SortKey::State,
+            "direction" => SortKey::Direction,
+            "phoneNumber" => SortKey::PhoneNumber,
+            "externalId" => SortKey::ExternalId,
+            "id" => SortKey::Id,
+            _ => return None,
+        })
+    }
+}
+
+/// One page of a call listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallPage {
+    pub filter: CallFilter,
+    pub sort: SortKey,
+    pub descending: bool,
+    /// Page number, from 0.
+    pub page: u64,
+    /// Calls per page.
+    pub size: u64,
+}
+
+/// Everything callhook keeps. Implementations must be safe to share between tasks.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Succeeds while the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    // Tokens and identities.
+    /// Stores a token and creates (or fills in) the user and account it names.
+    async fn create_token(&self, token: NewToken) -> Result<TokenInfo, StoreError>;
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError>;
+    /// Revokes a token; `false` when there is no such (unrevoked) token.
+    async fn revoke_token(&self, id: &str, now: Timestamp) -> Result<bool, StoreError>;
+    /// The principal of a live (not revoked, not expired) token with this hash.
+    async fn authenticate(&self, hash: [u8; 32], now: Timestamp) -> Result<Option<Principal>, StoreError>;
+    async fn user_profile(&self, owner: &Owner) -> Result<Option<UserProfile>, StoreError>;
+    async fn account_profile(&self, account_id: &str) -> Result<Option<AccountProfile>, StoreError>;
+
+    // Webhooks.
+    async fn create_webhook(&self, webhook: &Webhook) -> Result<(), StoreError>;
+    async fn list_webhooks(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError>;
+    async fn get_webhook(&self, owner: &Owner, id: &str) -> Result<Option<Webhook>, StoreError>;
+    /// `false` when the owner has no such webhook.
+    async fn delete_webhook(&self, owner: &Owner, id: &str) -> Result<bool, StoreError>;
+    /// Moves `expireAt`/`purgeAt`, sets `renewedAt`/`renewedBy`, clears `failed`.
+    async fn renew_webhook(
+        &self,
+        owner: &Owner,
+        id: &str,
+        now: Timestamp,
+        expire_at: Timestamp,
+        purge_at: Timestamp,
+    ) -> Result<Option<Webhook>, StoreError>;
+    /// Deletes webhooks whose `purgeAt` has passed; returns how many.
+    async fn purge_webhooks(&self, now: Timestamp) -> Result<u64, StoreError>;
+    /// The earliest `purgeAt` of any webhook.
+    async fn next_purge_at(&self) -> Result<Option<Timestamp>, StoreError>;
+
+    // Calls.
+    /// Applies a state-change report: in one transaction, updates the call, records the event and
+    /// queues one delivery per live webhook of the call's user. A refused report changes nothing.
+    async fn apply_call_report(&self, report: &CallReport, now: Timestamp) -> Result<ApplyOutcome, ApplyError>;
+    async fn list_calls(&self, owner: &Owner, page: &CallPage) -> Result<Vec<Call>, StoreError>;
+    async fn count_calls(&self, owner: &Owner, filter: &CallFilter) -> Result<u64, StoreError>;
+    async fn get_call(&self, owner: &Owner, id: &str) -> Result<Option<Call>, StoreError>;
+}
