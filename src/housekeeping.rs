@@ -36,7 +36,10 @@ pub async fn purge_loop(store: Arc<dyn Store>, changed: Arc<Notify>, shutdown: C
 }
 
 /// Deletes what is due and returns the next `purgeAt`.
-async fn purge_once(store: &dyn Store, now: Timestamp) -> Result<Option<Timestamp>, crate::store::StoreError> {
+async fn purge_once(
+    store: &dyn Store,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, crate::store::StoreError> {
     let purged = store.purge_webhooks(now).await?;
     if purged > 0 {
         tracing::info!(purged, "purged webhooks past purgeAt");

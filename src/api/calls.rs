@@ -1,14 +1,14 @@
 //! `/self/calls` (the caller's active calls and call control) and `/self/events` (every call of
 //! the caller in its latest state: the way to recover missed events).
 
-use super::error::{ApiError, ErrorResponse};
+use super::AppState;
+use super::error::{ApiError, ErrorResponse, Failures};
 use super::extract::{Id, User};
 use super::params::Params;
-use super::AppState;
-use crate::domain::event::CallEvent;
 use crate::domain::CallState;
-use axum::extract::{RawQuery, State};
+use crate::domain::event::CallEvent;
 use axum::Json;
+use axum::extract::{RawQuery, State};
 use serde::Serialize;
 
 /// `{"count": n}`.
@@ -29,9 +29,7 @@ fn not_found(id: &str) -> ApiError {
         ("offset" = Option<i64>, Query, description = "Page number, from 0"),
         ("size" = Option<i64>, Query, description = "Calls per page (default 20, at most 1000)"),
         ("order" = Option<String>, Query, description = "DESC (default) or ASC by start time")),
-    responses((status = 200, description = "Active calls", body = [CallEvent]),
-        (status = "4XX", description = "Client error", body = ErrorResponse),
-        (status = "5XX", description = "Server error", body = ErrorResponse)),
+    responses((status = 200, description = "Active calls", body = [CallEvent]), Failures),
     security(("bearer" = [])))]
 pub async fn list(
     State(app): State<AppState>,
@@ -54,9 +52,7 @@ pub async fn list(
         ("toDate" = Option<i64>, Query, description = "Latest change before (epoch ms)"),
         ("direction" = Option<String>, Query, description = "INBOUND, OUTBOUND or both, comma-separated"),
         ("states" = Option<String>, Query, description = "Comma-separated states (default ACTIVE)")),
-    responses((status = 200, description = "How many calls match", body = Count),
-        (status = "4XX", description = "Client error", body = ErrorResponse),
-        (status = "5XX", description = "Server error", body = ErrorResponse)),
+    responses((status = 200, description = "How many calls match", body = Count), Failures),
     security(("bearer" = [])))]
 pub async fn count(
     State(app): State<AppState>,
@@ -73,12 +69,18 @@ pub async fn count(
 #[utoipa::path(get, path = "/self/calls/{id}", tag = "Calls", operation_id = "getCall",
     summary = "Get a call",
     params(("id" = String, Path, description = "Unique identifier of the call")),
-    responses((status = 200, description = "An array holding the call", body = [CallEvent]),
-        (status = "4XX", description = "Client error", body = ErrorResponse),
-        (status = "5XX", description = "Server error", body = ErrorResponse)),
+    responses((status = 200, description = "An array holding the call", body = [CallEvent]), Failures),
     security(("bearer" = [])))]
-pub async fn get(State(app): State<AppState>, User(owner): User, Id(id): Id) -> Result<Json<Vec<CallEvent>>, ApiError> {
-    let call = app.store.get_call(&owner, &id).await?.ok_or_else(|| not_found(&id))?;
+pub async fn get(
+    State(app): State<AppState>,
+    User(owner): User,
+    Id(id): Id,
+) -> Result<Json<Vec<CallEvent>>, ApiError> {
+    let call = app
+        .store
+        .get_call(&owner, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
     Ok(Json(vec![CallEvent::from(&call)]))
 }
 
@@ -94,9 +96,7 @@ pub async fn get(State(app): State<AppState>, User(owner): User, Id(id): Id) -> 
         ("size" = Option<i64>, Query, description = "Events per page (default 20, at most 1000)"),
         ("order" = Option<String>, Query, description = "ASC (default) or DESC"),
         ("sort" = Option<String>, Query, description = "startTime (default), answerTime, endTime, duration, state, direction, phoneNumber, externalId or id")),
-    responses((status = 200, description = "Calls in their latest state", body = [CallEvent]),
-        (status = "4XX", description = "Client error", body = ErrorResponse),
-        (status = "5XX", description = "Server error", body = ErrorResponse)),
+    responses((status = 200, description = "Calls in their latest state", body = [CallEvent]), Failures),
     security(("bearer" = [])))]
 pub async fn events(
     State(app): State<AppState>,
@@ -119,9 +119,7 @@ pub async fn events(
         ("toDate" = Option<i64>, Query, description = "Latest change before (epoch ms)"),
         ("direction" = Option<String>, Query, description = "INBOUND, OUTBOUND or both, comma-separated"),
         ("states" = Option<String>, Query, description = "Comma-separated states")),
-    responses((status = 200, description = "How many calls match", body = Count),
-        (status = "4XX", description = "Client error", body = ErrorResponse),
-        (status = "5XX", description = "Server error", body = ErrorResponse)),
+    responses((status = 200, description = "How many calls match", body = Count), Failures),
     security(("bearer" = [])))]
 pub async fn events_count(
     State(app): State<AppState>,
@@ -138,16 +136,19 @@ pub async fn events_count(
 #[utoipa::path(get, path = "/self/events/{id}", tag = "Events", operation_id = "getEvent",
     summary = "Get event",
     params(("id" = String, Path, description = "The call's id")),
-    responses((status = 200, description = "An array holding the call's latest event", body = [CallEvent]),
-        (status = "4XX", description = "Client error", body = ErrorResponse),
-        (status = "5XX", description = "Server error", body = ErrorResponse)),
+    responses((status = 200, description = "An array holding the call's latest event", body = [CallEvent]), Failures),
     security(("bearer" = [])))]
-pub async fn event(State(app): State<AppState>, User(owner): User, Id(id): Id) -> Result<Json<Vec<CallEvent>>, ApiError> {
+pub async fn event(
+    State(app): State<AppState>,
+    User(owner): User,
+    Id(id): Id,
+) -> Result<Json<Vec<CallEvent>>, ApiError> {
     get(State(app), User(owner), Id(id)).await
 }
 
 /// Call control acts on the telephony side; the built-in simulated telephony is not there yet.
-const NO_TELEPHONY: &str = "call control needs the simulated telephony, which this version does not have yet";
+const NO_TELEPHONY: &str =
+    "call control needs the simulated telephony, which this version does not have yet";
 
 macro_rules! call_control {
     ($name:ident, $method:ident, $path:literal, $op:literal, $summary:literal) => {
@@ -172,9 +173,51 @@ macro_rules! call_control {
 }
 
 call_control!(place, post, "/self/calls", "createCall", "Place a call");
-call_control!(end, delete, "/self/calls/{id}", "destroyCall", "End a call", Id);
-call_control!(answer, put, "/self/calls/{id}/answer", "callAnswer", "Answer call", Id);
-call_control!(hold, put, "/self/calls/{id}/hold", "callHold", "Put call on hold", Id);
-call_control!(unhold, delete, "/self/calls/{id}/hold", "callUnhold", "Unhold", Id);
-call_control!(vm_transfer, put, "/self/calls/{id}/vmtransfer", "callVMTransfer", "Send call to voicemail", Id);
-call_control!(transfer, post, "/self/calls/{id}/transfer", "callTransfer", "Transfer call", Id);
+call_control!(
+    end,
+    delete,
+    "/self/calls/{id}",
+    "destroyCall",
+    "End a call",
+    Id
+);
+call_control!(
+    answer,
+    put,
+    "/self/calls/{id}/answer",
+    "callAnswer",
+    "Answer call",
+    Id
+);
+call_control!(
+    hold,
+    put,
+    "/self/calls/{id}/hold",
+    "callHold",
+    "Put call on hold",
+    Id
+);
+call_control!(
+    unhold,
+    delete,
+    "/self/calls/{id}/hold",
+    "callUnhold",
+    "Unhold",
+    Id
+);
+call_control!(
+    vm_transfer,
+    put,
+    "/self/calls/{id}/vmtransfer",
+    "callVMTransfer",
+    "Send call to voicemail",
+    Id
+);
+call_control!(
+    transfer,
+    post,
+    "/self/calls/{id}/transfer",
+    "callTransfer",
+    "Transfer call",
+    Id
+);

@@ -2,10 +2,10 @@
 //! shape `{"errorCode", "errorMessage", "errors": [{"field", "message"}]}`. Server-side failures
 //! are logged whole and answered opaquely.
 
-use crate::domain::call::TransitionError;
 use crate::domain::FieldError;
+use crate::domain::call::TransitionError;
 use crate::store::{ApplyError, StoreError};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -16,6 +16,18 @@ pub struct ErrorResponse {
     pub error_code: String,
     pub error_message: String,
     pub errors: Vec<FieldError>,
+}
+
+/// The error answers every route documents (OpenAPI only).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum Failures {
+    /// A client mistake: the request changed nothing.
+    #[response(status = "4XX")]
+    Client(ErrorResponse),
+    /// A server-side failure (503 when storage is unavailable).
+    #[response(status = "5XX")]
+    Server(ErrorResponse),
 }
 
 /// Everything a handler can fail with.
@@ -94,7 +106,11 @@ pub fn code_for(status: StatusCode) -> &'static str {
 }
 
 /// A VIS error response for any status.
-pub fn error_response(status: StatusCode, message: impl Into<String>, errors: Vec<FieldError>) -> Response {
+pub fn error_response(
+    status: StatusCode,
+    message: impl Into<String>,
+    errors: Vec<FieldError>,
+) -> Response {
     let body = ErrorResponse {
         error_code: code_for(status).to_string(),
         error_message: message.into(),
@@ -106,9 +122,10 @@ pub fn error_response(status: StatusCode, message: impl Into<String>, errors: Ve
 fn json_error(status: StatusCode, body: &ErrorResponse) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = (status, bytes).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -149,10 +166,12 @@ impl From<StoreError> for ApiError {
 impl From<ApplyError> for ApiError {
     fn from(e: ApplyError) -> Self {
         match e {
-            ApplyError::Refused(TransitionError::TimeTravel { at, last }) => ApiError::Validation(vec![FieldError::new(
-                "at",
-                TransitionError::TimeTravel { at, last }.to_string(),
-            )]),
+            ApplyError::Refused(TransitionError::TimeTravel { at, last }) => {
+                ApiError::Validation(vec![FieldError::new(
+                    "at",
+                    TransitionError::TimeTravel { at, last }.to_string(),
+                )])
+            }
             ApplyError::Refused(t) => ApiError::Conflict(t),
             ApplyError::Store(s) => s.into(),
         }

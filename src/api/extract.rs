@@ -1,31 +1,38 @@
 //! Request extractors that fail in the VIS error shape: bearer-token authentication by role, the
 //! JSON body (content type, size limit, syntax) and path ids.
 
-use super::error::ApiError;
 use super::AppState;
-use crate::domain::identity::{hash_token, Owner, Principal, Role};
+use super::error::ApiError;
 use crate::domain::Timestamp;
+use crate::domain::identity::{Owner, Principal, Role, hash_token};
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
 use serde_json::Value;
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
+/// How much of an oversized body is still read (and discarded) before answering 413, so that a
+/// client still sending gets the answer instead of a reset connection.
+const DRAIN_LIMIT: usize = 1024 * 1024;
 
 async fn principal(parts: &Parts, app: &AppState) -> Result<Principal, ApiError> {
     let header = parts
         .headers
         .get(AUTHORIZATION)
-        .ok_or(ApiError::Unauthorized("missing bearer token (Authorization: Bearer <token>)"))?;
+        .ok_or(ApiError::Unauthorized(
+            "missing bearer token (Authorization: Bearer <token>)",
+        ))?;
     let token = header
         .to_str()
         .ok()
         .and_then(|h| h.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
-        .ok_or(ApiError::Unauthorized("the Authorization header must be: Bearer <token>"))?;
+        .ok_or(ApiError::Unauthorized(
+            "the Authorization header must be: Bearer <token>",
+        ))?;
     app.store
         .authenticate(hash_token(token), Timestamp::now())
         .await?
@@ -43,7 +50,9 @@ impl FromRequestParts<AppState> for User {
             .await?
             .owner()
             .map(User)
-            .ok_or(ApiError::Forbidden("an ingest token cannot use the /self routes"))
+            .ok_or(ApiError::Forbidden(
+                "an ingest token cannot use the /self routes",
+            ))
     }
 }
 
@@ -56,7 +65,9 @@ impl FromRequestParts<AppState> for Ingest {
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
         let p = principal(parts, app).await?;
         if p.role != Role::Ingest {
-            return Err(ApiError::Forbidden("only an ingest token can report call events"));
+            return Err(ApiError::Forbidden(
+                "only an ingest token can report call events",
+            ));
         }
         Ok(Ingest(p))
     }
@@ -70,8 +81,14 @@ fn is_json(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
@@ -81,22 +98,42 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if !is_json(req.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let too_large = ApiError::PayloadTooLarge { limit: BODY_LIMIT };
         let declared = req
             .headers()
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
-            return Err(too_large);
+        if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
+            return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT });
         }
-        let bytes = axum::body::to_bytes(req.into_body(), BODY_LIMIT)
-            .await
-            .map_err(|_| too_large)?;
+        let bytes = read_limited(req.into_body()).await?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))
     }
+}
+
+/// Reads at most [`BODY_LIMIT`] bytes; past that, discards up to [`DRAIN_LIMIT`] and answers 413.
+async fn read_limited(mut body: axum::body::Body) -> Result<Vec<u8>, ApiError> {
+    use http_body_util::BodyExt;
+    let mut bytes = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::BadRequest(format!("reading the body failed: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            total += data.len();
+            if total <= BODY_LIMIT {
+                bytes.extend_from_slice(&data);
+            } else if total > DRAIN_LIMIT {
+                break;
+            }
+        }
+    }
+    if total > BODY_LIMIT {
+        return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT });
+    }
+    Ok(bytes)
 }
 
 /// The `{id}` of a resource path.

@@ -1,15 +1,15 @@
 //! `POST /ingest/v1/call-events`: how a telephony source reports call state changes.
 
-use super::error::{ApiError, ErrorResponse};
-use super::extract::{Ingest, JsonBody};
 use super::AppState;
+use super::error::{ApiError, Failures};
+use super::extract::{Ingest, JsonBody};
+use crate::domain::Timestamp;
 use crate::domain::call::{Applied, CallState, Direction};
 use crate::domain::event::CallEvent;
 use crate::domain::report::CallReport;
-use crate::domain::Timestamp;
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use serde::Serialize;
 
 /// A state-change report (documentation only: the handler validates field by field and refuses
@@ -52,9 +52,7 @@ pub struct EventEnvelope {
         409 for an illegal transition (nothing changes).",
     request_body(content = CallReportDoc, content_type = "application/json"),
     responses((status = 202, description = "A new state: the event as webhooks receive it", body = EventEnvelope),
-        (status = 200, description = "The current state repeated: the same event, nothing emitted", body = EventEnvelope),
-        (status = "4XX", description = "Client error", body = ErrorResponse),
-        (status = "5XX", description = "Server error", body = ErrorResponse)),
+        (status = 200, description = "The current state repeated: the same event, nothing emitted", body = EventEnvelope), Failures),
     security(("bearer" = [])))]
 pub async fn report(
     State(app): State<AppState>,
@@ -63,13 +61,23 @@ pub async fn report(
 ) -> Result<(StatusCode, Json<EventEnvelope>), ApiError> {
     let report = CallReport::try_from(&body).map_err(ApiError::Validation)?;
     if !principal.may_ingest_for(&report.account_id) {
-        return Err(ApiError::Forbidden("this ingest token may not report calls of that account"));
+        return Err(ApiError::Forbidden(
+            "this ingest token may not report calls of that account",
+        ));
     }
-    let outcome = app.store.apply_call_report(&report, Timestamp::now()).await?;
+    let outcome = app
+        .store
+        .apply_call_report(&report, Timestamp::now())
+        .await?;
     let (status, call) = match &outcome.applied {
         Applied::Changed(call) => (StatusCode::ACCEPTED, call),
         Applied::Repeated(call) => (StatusCode::OK, call),
     };
     tracing::debug!(call = %call.id, state = call.state.as_str(), deliveries = outcome.deliveries, "call event");
-    Ok((status, Json(EventEnvelope { event: CallEvent::from(call) })))
+    Ok((
+        status,
+        Json(EventEnvelope {
+            event: CallEvent::from(call),
+        }),
+    ))
 }

@@ -14,7 +14,7 @@ mod webhooks;
 
 use crate::store::Store;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -28,8 +28,8 @@ use tokio_util::sync::CancellationToken;
 use tower::Layer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::normalize_path::NormalizePathLayer;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -167,18 +167,24 @@ async fn json_errors(request: Request, next: Next) -> Response {
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
-    error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal server error", Vec::new())
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal server error",
+        Vec::new(),
+    )
 }
 
 /// The complete application: routes, OpenAPI, error shaping, panic catching, slash trimming.
-pub fn app(state: AppState) -> impl tower::Service<
+pub fn app(
+    state: AppState,
+) -> impl tower::Service<
     Request,
     Response = Response,
     Error = std::convert::Infallible,
     Future = impl Send,
 > + Clone
-       + Send
-       + 'static {
++ Send
++ 'static {
     let (router, doc) = build();
     let doc = Arc::new(doc.to_json().unwrap_or_else(|_| "{}".into()));
     let router = router
@@ -188,9 +194,10 @@ pub fn app(state: AppState) -> impl tower::Service<
                 let doc = doc.clone();
                 async move {
                     let mut response = doc.as_str().to_owned().into_response();
-                    response
-                        .headers_mut()
-                        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
                     response
                 }
             }),
@@ -203,7 +210,11 @@ pub fn app(state: AppState) -> impl tower::Service<
 }
 
 /// Serves `app` on `listener` until `shutdown` is cancelled, then lets in-flight requests finish.
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let service = axum::ServiceExt::<Request>::into_make_service(app(state));
     axum::serve(listener, service)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

@@ -20,7 +20,10 @@ impl Params {
         let pairs = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-        Params { pairs, errors: Vec::new() }
+        Params {
+            pairs,
+            errors: Vec::new(),
+        }
     }
 
     /// Every value given for `name`, comma-separated values split, blanks dropped.
@@ -37,7 +40,11 @@ impl Params {
 
     /// The last value given for `name`.
     fn single(&self, name: &str) -> Option<String> {
-        self.pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string())
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_string())
     }
 
     fn enums<T>(&mut self, name: &str, allowed: &str, parse: impl Fn(&str) -> Option<T>) -> Vec<T> {
@@ -45,9 +52,10 @@ impl Params {
         for value in self.values(name) {
             match parse(&value) {
                 Some(v) => out.push(v),
-                None => self
-                    .errors
-                    .push(FieldError::new(name, format!("unknown value {value:?}; use {allowed}"))),
+                None => self.errors.push(FieldError::new(
+                    name,
+                    format!("unknown value {value:?}; use {allowed}"),
+                )),
             }
         }
         out
@@ -58,8 +66,10 @@ impl Params {
         match raw.parse::<i64>() {
             Ok(n) if (min..=max).contains(&n) => Some(n),
             _ => {
-                self.errors
-                    .push(FieldError::new(name, format!("must be an integer from {min} to {max}")));
+                self.errors.push(FieldError::new(
+                    name,
+                    format!("must be an integer from {min} to {max}"),
+                ));
                 None
             }
         }
@@ -69,8 +79,10 @@ impl Params {
         let ms = self.integer(name, 0, i64::MAX)?;
         let t = Timestamp::from_millis(ms);
         if t.is_none() {
-            self.errors
-                .push(FieldError::new(name, "must be epoch milliseconds before the year 10000"));
+            self.errors.push(FieldError::new(
+                name,
+                "must be epoch milliseconds before the year 10000",
+            ));
         }
         t
     }
@@ -95,25 +107,36 @@ impl Params {
     /// `offset` (page number), `size`, `order` (with its default) and `sort`.
     pub fn page(&mut self, filter: CallFilter, descending_by_default: bool) -> CallPage {
         let page = self.integer("offset", 0, i64::MAX).unwrap_or(0) as u64;
-        let size = self.integer("size", 1, MAX_SIZE as i64).map_or(DEFAULT_SIZE, |n| n as u64);
+        let size = self
+            .integer("size", 1, MAX_SIZE as i64)
+            .map_or(DEFAULT_SIZE, |n| n as u64);
         let descending = match self.single("order").map(|o| o.to_ascii_uppercase()) {
             None => descending_by_default,
             Some(o) if o == "ASC" => false,
             Some(o) if o == "DESC" => true,
             Some(_) => {
-                self.errors.push(FieldError::new("order", "must be ASC or DESC"));
+                self.errors
+                    .push(FieldError::new("order", "must be ASC or DESC"));
                 descending_by_default
             }
         };
         let sort = match self.single("sort") {
             None => SortKey::StartTime,
             Some(s) => SortKey::parse(&s).unwrap_or_else(|| {
-                self.errors
-                    .push(FieldError::new("sort", format!("must be one of {}", SortKey::NAMES)));
+                self.errors.push(FieldError::new(
+                    "sort",
+                    format!("must be one of {}", SortKey::NAMES),
+                ));
                 SortKey::StartTime
             }),
         };
-        CallPage { filter, sort, descending, page, size }
+        CallPage {
+            filter,
+            sort,
+            descending,
+            page,
+            size,
+        }
     }
 
     /// The collected errors as a 422, if any.
@@ -132,25 +155,49 @@ mod tests {
 
     #[test]
     fn reads_lists_dates_and_paging() {
-        let mut p = Params::parse(Some("direction=INBOUND,OUTBOUND&states=RINGING&states=ACTIVE&fromDate=1000&offset=2&size=5&order=asc&sort=duration"));
+        let mut p = Params::parse(Some(
+            "direction=INBOUND,OUTBOUND&states=RINGING&states=ACTIVE&fromDate=1000&offset=2&size=5&order=asc&sort=duration",
+        ));
         let filter = p.filter(&[]);
         let page = p.page(filter, true);
         p.finish().unwrap();
-        assert_eq!(page.filter.directions, [Direction::Inbound, Direction::Outbound]);
+        assert_eq!(
+            page.filter.directions,
+            [Direction::Inbound, Direction::Outbound]
+        );
         assert_eq!(page.filter.states, [CallState::Ringing, CallState::Active]);
         assert_eq!(page.filter.from, Timestamp::from_millis(1000));
-        assert_eq!((page.page, page.size, page.descending, page.sort), (2, 5, false, SortKey::Duration));
+        assert_eq!(
+            (page.page, page.size, page.descending, page.sort),
+            (2, 5, false, SortKey::Duration)
+        );
     }
 
     #[test]
     fn names_each_bad_parameter() {
-        let mut p = Params::parse(Some("direction=UP&states=NAPPING&size=0&offset=-1&order=UP&sort=colour&fromDate=x&types=SMS"));
+        let mut p = Params::parse(Some(
+            "direction=UP&states=NAPPING&size=0&offset=-1&order=UP&sort=colour&fromDate=x&types=SMS",
+        ));
         let filter = p.filter(&[CallState::Active]);
         p.page(filter, true);
-        let Err(ApiError::Validation(errors)) = p.finish() else { panic!("expected 422") };
+        let Err(ApiError::Validation(errors)) = p.finish() else {
+            panic!("expected 422")
+        };
         let mut fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         fields.sort();
-        assert_eq!(fields, ["direction", "fromDate", "offset", "order", "size", "sort", "states", "types"]);
+        assert_eq!(
+            fields,
+            [
+                "direction",
+                "fromDate",
+                "offset",
+                "order",
+                "size",
+                "sort",
+                "states",
+                "types"
+            ]
+        );
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! `/self` and `/self/account`: the caller's user and account, shaped as in the VIS spec.
 
-use super::error::{ApiError, ErrorResponse};
-use super::extract::User;
 use super::AppState;
-use axum::extract::State;
+use super::error::{ApiError, Failures};
+use super::extract::User;
 use axum::Json;
+use axum::extract::State;
 use serde::Serialize;
 
 /// The built-in communications provider every user and account is attached to.
@@ -24,7 +24,12 @@ pub struct Health {
 }
 
 fn uci(kind: &'static str) -> Uci {
-    Uci { id: 1, ucp_label: "callhook", health: Health { status: "OK" }, kind }
+    Uci {
+        id: 1,
+        ucp_label: "callhook",
+        health: Health { status: "OK" },
+        kind,
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -69,11 +74,12 @@ pub struct AccountView {
 }
 
 #[utoipa::path(get, path = "/self", tag = "Users", operation_id = "getUser", summary = "User info",
-    responses((status = 200, description = "The caller", body = UserView),
-        (status = "4XX", description = "Client error", body = ErrorResponse),
-        (status = "5XX", description = "Server error", body = ErrorResponse)),
+    responses((status = 200, description = "The caller", body = UserView), Failures),
     security(("bearer" = [])))]
-pub async fn user(State(app): State<AppState>, User(owner): User) -> Result<Json<UserView>, ApiError> {
+pub async fn user(
+    State(app): State<AppState>,
+    User(owner): User,
+) -> Result<Json<UserView>, ApiError> {
     let profile = app.store.user_profile(&owner).await?.unwrap_or_default();
     Ok(Json(UserView {
         id: owner.user_id,
@@ -85,17 +91,25 @@ pub async fn user(State(app): State<AppState>, User(owner): User) -> Result<Json
         contact_number: profile.contact_number,
         status: "ACTIVE",
         ucis: vec![uci("USER_UCI")],
-        roles: vec![RoleView { code: "AU", name: "Account User" }],
+        roles: vec![RoleView {
+            code: "AU",
+            name: "Account User",
+        }],
     }))
 }
 
 #[utoipa::path(get, path = "/self/account", tag = "Accounts", operation_id = "getAccount", summary = "Account info",
-    responses((status = 200, description = "The caller's account", body = AccountView),
-        (status = "4XX", description = "Client error", body = ErrorResponse),
-        (status = "5XX", description = "Server error", body = ErrorResponse)),
+    responses((status = 200, description = "The caller's account", body = AccountView), Failures),
     security(("bearer" = [])))]
-pub async fn account(State(app): State<AppState>, User(owner): User) -> Result<Json<AccountView>, ApiError> {
-    let profile = app.store.account_profile(&owner.account_id).await?.unwrap_or_default();
+pub async fn account(
+    State(app): State<AppState>,
+    User(owner): User,
+) -> Result<Json<AccountView>, ApiError> {
+    let profile = app
+        .store
+        .account_profile(&owner.account_id)
+        .await?
+        .unwrap_or_default();
     Ok(Json(AccountView {
         id: owner.account_id,
         name: profile.name,

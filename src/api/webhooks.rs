@@ -1,13 +1,13 @@
 //! `/self/webhooks`: create, list, get, delete and renew the caller's webhook subscriptions.
 
-use super::error::{ApiError, ErrorResponse};
-use super::extract::{Id, JsonBody, User};
 use super::AppState;
-use crate::domain::webhook::{MetadataPolicy, SigningAlgo, Webhook, WebhookSpec, WebhookView};
+use super::error::{ApiError, Failures};
+use super::extract::{Id, JsonBody, User};
 use crate::domain::Timestamp;
+use crate::domain::webhook::{MetadataPolicy, SigningAlgo, Webhook, WebhookSpec, WebhookView};
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 
 /// The body of a create request (documentation only: the handler validates field by field).
 #[derive(utoipa::ToSchema)]
@@ -34,9 +34,7 @@ fn not_found(id: &str) -> ApiError {
 #[utoipa::path(post, path = "/self/webhooks", tag = "Webhooks", operation_id = "createWebhook",
     summary = "Create a new webhook subscription",
     request_body(content = WebhookCreateDoc, content_type = "application/json"),
-    responses((status = 201, description = "Created", body = WebhookView),
-        (status = "4XX", description = "Client error", body = ErrorResponse),
-        (status = "5XX", description = "Server error", body = ErrorResponse)),
+    responses((status = 201, description = "Created", body = WebhookView), Failures),
     security(("bearer" = [])))]
 pub async fn create(
     State(app): State<AppState>,
@@ -66,11 +64,12 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/self/webhooks", tag = "Webhooks", operation_id = "listWebhooks",
     summary = "List web hooks",
-    responses((status = 200, description = "Every webhook of the caller", body = [WebhookView]),
-        (status = "4XX", description = "Client error", body = ErrorResponse),
-        (status = "5XX", description = "Server error", body = ErrorResponse)),
+    responses((status = 200, description = "Every webhook of the caller", body = [WebhookView]), Failures),
     security(("bearer" = [])))]
-pub async fn list(State(app): State<AppState>, User(owner): User) -> Result<Json<Vec<WebhookView>>, ApiError> {
+pub async fn list(
+    State(app): State<AppState>,
+    User(owner): User,
+) -> Result<Json<Vec<WebhookView>>, ApiError> {
     let webhooks = app.store.list_webhooks(&owner).await?;
     Ok(Json(webhooks.iter().map(WebhookView::from).collect()))
 }
@@ -78,23 +77,31 @@ pub async fn list(State(app): State<AppState>, User(owner): User) -> Result<Json
 #[utoipa::path(get, path = "/self/webhooks/{id}", tag = "Webhooks", operation_id = "viewWebhook",
     summary = "Get web hook details",
     params(("id" = String, Path, description = "Unique identifier of the webhook")),
-    responses((status = 200, description = "The webhook", body = WebhookView),
-        (status = "4XX", description = "Client error", body = ErrorResponse),
-        (status = "5XX", description = "Server error", body = ErrorResponse)),
+    responses((status = 200, description = "The webhook", body = WebhookView), Failures),
     security(("bearer" = [])))]
-pub async fn get(State(app): State<AppState>, User(owner): User, Id(id): Id) -> Result<Json<WebhookView>, ApiError> {
-    let webhook = app.store.get_webhook(&owner, &id).await?.ok_or_else(|| not_found(&id))?;
+pub async fn get(
+    State(app): State<AppState>,
+    User(owner): User,
+    Id(id): Id,
+) -> Result<Json<WebhookView>, ApiError> {
+    let webhook = app
+        .store
+        .get_webhook(&owner, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
     Ok(Json(WebhookView::from(&webhook)))
 }
 
 #[utoipa::path(delete, path = "/self/webhooks/{id}", tag = "Webhooks", operation_id = "destroyWebhook",
     summary = "Remove a web hook",
     params(("id" = String, Path, description = "Unique identifier of the webhook")),
-    responses((status = 204, description = "Deleted"),
-        (status = "4XX", description = "Client error", body = ErrorResponse),
-        (status = "5XX", description = "Server error", body = ErrorResponse)),
+    responses((status = 204, description = "Deleted"), Failures),
     security(("bearer" = [])))]
-pub async fn delete(State(app): State<AppState>, User(owner): User, Id(id): Id) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(app): State<AppState>,
+    User(owner): User,
+    Id(id): Id,
+) -> Result<StatusCode, ApiError> {
     if app.store.delete_webhook(&owner, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -106,11 +113,13 @@ pub async fn delete(State(app): State<AppState>, User(owner): User, Id(id): Id) 
     summary = "Renews a web hook",
     description = "Moves expireAt and purgeAt forward, sets renewedAt/renewedBy and clears statistics.failed. Takes no body.",
     params(("id" = String, Path, description = "Webhook ID")),
-    responses((status = 200, description = "The renewed webhook", body = WebhookView),
-        (status = "4XX", description = "Client error", body = ErrorResponse),
-        (status = "5XX", description = "Server error", body = ErrorResponse)),
+    responses((status = 200, description = "The renewed webhook", body = WebhookView), Failures),
     security(("bearer" = [])))]
-pub async fn renew(State(app): State<AppState>, User(owner): User, Id(id): Id) -> Result<Json<WebhookView>, ApiError> {
+pub async fn renew(
+    State(app): State<AppState>,
+    User(owner): User,
+    Id(id): Id,
+) -> Result<Json<WebhookView>, ApiError> {
     let now = Timestamp::now();
     let expire_at = now.plus(app.settings.webhook_ttl);
     let purge_at = expire_at.plus(app.settings.purge_grace);

@@ -1,11 +1,11 @@
 //! `callhook token create|list|revoke`: bearer tokens, stored hashed, and the user and account
 //! profiles they name. Works while `serve` runs on the same database.
 
-use crate::domain::identity::{generate_token, hash_token, Role, UserProfile};
-use crate::domain::validation::check_id;
 use crate::domain::Timestamp;
+use crate::domain::identity::{Role, UserProfile, generate_token, hash_token};
+use crate::domain::validation::check_id;
 use crate::store::{NewToken, SqliteStore, Store, TokenInfo};
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ pub struct DbArg {
 #[derive(Debug, clap::Subcommand)]
 pub enum TokenCommand {
     /// Create a token and print it, alone, on stdout. It is shown only once.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List tokens (never their secrets).
     List {
         #[command(flatten)]
@@ -80,7 +80,7 @@ async fn open(db: &Path) -> anyhow::Result<SqliteStore> {
 
 pub async fn run(command: TokenCommand) -> anyhow::Result<()> {
     match command {
-        TokenCommand::Create(args) => create(args).await,
+        TokenCommand::Create(args) => create(*args).await,
         TokenCommand::List { db, json } => list(&open(&db.db).await?, json).await,
         TokenCommand::Revoke { db, id } => {
             let store = open(&db.db).await?;
@@ -164,8 +164,8 @@ async fn list(store: &SqliteStore, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<16} {:<7} {:<12} {:<12} {:<20} {:<25} {}",
-        "ID", "ROLE", "ACCOUNT", "USER", "NAME", "CREATED", "STATUS"
+        "{:<16} {:<7} {:<12} {:<12} {:<20} {:<25} STATUS",
+        "ID", "ROLE", "ACCOUNT", "USER", "NAME", "CREATED"
     );
     let now = Timestamp::now();
     for t in &tokens {

@@ -285,7 +285,12 @@ mod tests {
         let mut call: Option<Call> = None;
         for &(state, at) in steps {
             let r = report(state, direction, at);
-            match apply(call.as_ref(), &r, || "c1".into(), Timestamp::from_millis(0).unwrap())? {
+            match apply(
+                call.as_ref(),
+                &r,
+                || "c1".into(),
+                Timestamp::from_millis(0).unwrap(),
+            )? {
                 Applied::Changed(c) | Applied::Repeated(c) => call = Some(c),
             }
         }
@@ -314,7 +319,11 @@ mod tests {
         for dir in [Direction::Inbound, Direction::Outbound] {
             for from in std::iter::once(None).chain(CallState::ALL.map(Some)) {
                 for to in CallState::ALL {
-                    assert_eq!(allowed(from, to, dir), expected(from, to, dir), "{from:?} -> {to:?} ({dir:?})");
+                    assert_eq!(
+                        allowed(from, to, dir),
+                        expected(from, to, dir),
+                        "{from:?} -> {to:?} ({dir:?})"
+                    );
                     legal += usize::from(allowed(from, to, dir));
                 }
             }
@@ -324,7 +333,17 @@ mod tests {
 
     #[test]
     fn answered_call_keeps_its_times_and_duration() {
-        let call = run(Direction::Inbound, &[(Ringing, 1_000), (Active, 6_000), (Held, 7_000), (Active, 8_000), (Answered, 66_000)]).unwrap();
+        let call = run(
+            Direction::Inbound,
+            &[
+                (Ringing, 1_000),
+                (Active, 6_000),
+                (Held, 7_000),
+                (Active, 8_000),
+                (Answered, 66_000),
+            ],
+        )
+        .unwrap();
         assert_eq!(call.start_time.millis(), 1_000);
         assert_eq!(call.answer_time.unwrap().millis(), 6_000);
         assert_eq!(call.end_time.unwrap().millis(), 66_000);
@@ -341,7 +360,11 @@ mod tests {
 
     #[test]
     fn answered_without_active_gets_answer_time_equal_to_end() {
-        let call = run(Direction::Outbound, &[(Initializing, 1_000), (Answered, 5_000)]).unwrap();
+        let call = run(
+            Direction::Outbound,
+            &[(Initializing, 1_000), (Answered, 5_000)],
+        )
+        .unwrap();
         assert_eq!(call.answer_time, call.end_time);
         assert_eq!(call.duration, 0);
     }
@@ -350,8 +373,19 @@ mod tests {
     fn repeated_state_is_idempotent_and_final_states_stay_final() {
         let call = run(Direction::Inbound, &[(Ringing, 1_000), (Ringing, 2_000)]).unwrap();
         assert_eq!(call.updated_at.millis(), 1_000);
-        let err = run(Direction::Inbound, &[(Ringing, 1_000), (Answered, 2_000), (Ringing, 3_000)]).unwrap_err();
-        assert!(matches!(err, TransitionError::Illegal { from: Some(Answered), to: Ringing, .. }));
+        let err = run(
+            Direction::Inbound,
+            &[(Ringing, 1_000), (Answered, 2_000), (Ringing, 3_000)],
+        )
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            TransitionError::Illegal {
+                from: Some(Answered),
+                to: Ringing,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -372,8 +406,19 @@ mod tests {
         let first = run(Direction::Inbound, &[(Ringing, 1)]).unwrap();
         let mut other_user = report(Active, Direction::Inbound, 2);
         other_user.user_id = "other".into();
-        assert!(matches!(apply(Some(&first), &other_user, || unreachable!(), Timestamp::now()), Err(TransitionError::UserMismatch { .. })));
+        assert!(matches!(
+            apply(
+                Some(&first),
+                &other_user,
+                || unreachable!(),
+                Timestamp::now()
+            ),
+            Err(TransitionError::UserMismatch { .. })
+        ));
         let flipped = report(Active, Direction::Outbound, 2);
-        assert!(matches!(apply(Some(&first), &flipped, || unreachable!(), Timestamp::now()), Err(TransitionError::DirectionMismatch { .. })));
+        assert!(matches!(
+            apply(Some(&first), &flipped, || unreachable!(), Timestamp::now()),
+            Err(TransitionError::DirectionMismatch { .. })
+        ));
     }
 }

@@ -92,6 +92,10 @@ mod tests {
             r#"{"accountId":"376","direction":"OUTBOUND","duration":0,"externalId":"callhalf-60227142553:0","id":"5a85d86f253bcd10897f3189","internal":false,"phoneNumber":"15551234567","startTime":"2018-02-15T18:58:56.194+0000","state":"RINGING","type":"CALL","ucpType":"VBS","userId":"24785"}"#
         );
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
-        assert_eq!(serde_json::to_string(&value).unwrap(), json, "key order is canonical");
+        assert_eq!(
+            serde_json::to_string(&value).unwrap(),
+            json,
+            "key order is canonical"
+        );
     }
 }

@@ -112,7 +112,12 @@ mod tests {
 
     #[test]
     fn ingest_tokens_may_be_limited_to_one_account() {
-        let mut p = Principal { token_id: "t".into(), role: Role::Ingest, account_id: None, user_id: None };
+        let mut p = Principal {
+            token_id: "t".into(),
+            role: Role::Ingest,
+            account_id: None,
+            user_id: None,
+        };
         assert!(p.may_ingest_for("1"));
         p.account_id = Some("2".into());
         assert!(!p.may_ingest_for("1") && p.may_ingest_for("2"));

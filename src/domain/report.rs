@@ -42,7 +42,7 @@ impl TryFrom<&Value> for CallReport {
     fn try_from(body: &Value) -> Result<Self, Self::Error> {
         let mut f = Fields::of(body)?;
         f.reject_unknown(&FIELDS);
-        let external_id = f.string("externalId", 256);
+        let external_id = f.string_or_integer("externalId", 256);
         let account_id = f.id("accountId");
         let user_id = f.id("userId");
         let direction = f.required_enum("direction", Direction::NAMES, Direction::parse);
@@ -53,21 +53,33 @@ impl TryFrom<&Value> for CallReport {
         let ucp_type = f.opt_string("ucpType", 32).unwrap_or_else(|| "VBS".into());
         let at = parse_at(&mut f);
         f.finish()?;
-        match (external_id, account_id, user_id, direction, phone_number, state) {
-            (Some(external_id), Some(account_id), Some(user_id), Some(direction), Some(phone_number), Some(state)) => {
-                Ok(CallReport {
-                    external_id,
-                    account_id,
-                    user_id,
-                    direction,
-                    phone_number,
-                    caller_id,
-                    state,
-                    internal,
-                    ucp_type,
-                    at,
-                })
-            }
+        match (
+            external_id,
+            account_id,
+            user_id,
+            direction,
+            phone_number,
+            state,
+        ) {
+            (
+                Some(external_id),
+                Some(account_id),
+                Some(user_id),
+                Some(direction),
+                Some(phone_number),
+                Some(state),
+            ) => Ok(CallReport {
+                external_id,
+                account_id,
+                user_id,
+                direction,
+                phone_number,
+                caller_id,
+                state,
+                internal,
+                ucp_type,
+                at,
+            }),
             // Unreachable: every missing required field has already added an error.
             _ => Err(vec![FieldError::new("body", "invalid report")]),
         }
@@ -112,7 +124,19 @@ mod tests {
         let errors = CallReport::try_from(&body).unwrap_err();
         let mut fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         fields.sort();
-        assert_eq!(fields, ["accountId", "at", "colour", "direction", "externalId", "phoneNumber", "state", "userId"]);
+        assert_eq!(
+            fields,
+            [
+                "accountId",
+                "at",
+                "colour",
+                "direction",
+                "externalId",
+                "phoneNumber",
+                "state",
+                "userId"
+            ]
+        );
     }
 
     #[test]
@@ -120,6 +144,9 @@ mod tests {
         let body = json!({"externalId": "e1", "accountId": "1", "userId": "2", "direction": "OUTBOUND",
             "phoneNumber": "+1555", "state": "INITIALIZING"});
         let r = CallReport::try_from(&body).unwrap();
-        assert_eq!((r.internal, r.ucp_type.as_str(), r.at, r.caller_id), (false, "VBS", None, None));
+        assert_eq!(
+            (r.internal, r.ucp_type.as_str(), r.at, r.caller_id),
+            (false, "VBS", None, None)
+        );
     }
 }

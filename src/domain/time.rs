@@ -20,7 +20,9 @@ impl Timestamp {
 
     /// A timestamp from epoch milliseconds, if it lies in the supported range.
     pub fn from_millis(ms: i64) -> Option<Self> {
-        (MIN_MILLIS..=MAX_MILLIS).contains(&ms).then_some(Timestamp(ms))
+        (MIN_MILLIS..=MAX_MILLIS)
+            .contains(&ms)
+            .then_some(Timestamp(ms))
     }
 
     pub fn millis(self) -> i64 {
@@ -44,9 +46,7 @@ impl Timestamp {
 
     /// Webhook format: `2020-06-23T11:06:21.038Z`.
     pub fn webhook_format(self) -> String {
-        self.datetime()
-            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-            .to_string()
+        self.datetime().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
     }
 
     /// Call event format: `2018-02-15T18:59:03.496+0000`.

@@ -85,6 +85,19 @@ impl<'a> Fields<'a> {
         Some(s)
     }
 
+    /// A required, non-empty string of at most `max` characters, or a non-negative integer
+    /// (returned as a string).
+    pub fn string_or_integer(&mut self, name: &str, max: usize) -> Option<String> {
+        match self.present(name) {
+            Some(Value::Number(n)) if n.is_u64() => Some(n.to_string()),
+            Some(Value::Number(_)) => {
+                self.error(name, "must be a string or a non-negative integer");
+                None
+            }
+            _ => self.string(name, max),
+        }
+    }
+
     /// A required identifier: a string or a non-negative integer, returned as a string.
     pub fn id(&mut self, name: &str) -> Option<String> {
         match self.present(name) {

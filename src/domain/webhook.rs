@@ -89,10 +89,8 @@ impl TryFrom<&Value> for WebhookSpec {
     fn try_from(body: &Value) -> Result<Self, Self::Error> {
         let mut f = Fields::of(body)?;
         let url = f.string("url", MAX_URL);
-        if let Some(u) = &url {
-            if let Err(message) = check_url(u) {
-                f.error("url", message);
-            }
+        if let Some(Err(message)) = url.as_deref().map(check_url) {
+            f.error("url", message);
         }
         let events = parse_events(&mut f);
         let signing_key = f.opt_string("signingKey", MAX_KEY);
@@ -104,7 +102,11 @@ impl TryFrom<&Value> for WebhookSpec {
                 SigningAlgo::None
             });
         let metadata_policy = f
-            .opt_enum("metadataPolicy", MetadataPolicy::NAMES, MetadataPolicy::parse)
+            .opt_enum(
+                "metadataPolicy",
+                MetadataPolicy::NAMES,
+                MetadataPolicy::parse,
+            )
             .unwrap_or(MetadataPolicy::None);
         f.finish()?;
         Ok(WebhookSpec {
@@ -142,7 +144,8 @@ fn parse_events(f: &mut Fields<'_>) -> Vec<String> {
 
 /// An absolute `http`/`https` URL with a host.
 pub fn check_url(text: &str) -> Result<url::Url, String> {
-    let parsed = url::Url::parse(text).map_err(|e| format!("must be an absolute http(s) URL: {e}"))?;
+    let parsed =
+        url::Url::parse(text).map_err(|e| format!("must be an absolute http(s) URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err("must use http or https".into());
     }
@@ -284,13 +287,25 @@ mod tests {
             "metadataPolicy": "SOMETIMES", "unknown": 1});
         let errors = WebhookSpec::try_from(&body).unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["url", "events", "signingKey", "signingAlgo", "metadataPolicy"]);
+        assert_eq!(
+            fields,
+            [
+                "url",
+                "events",
+                "signingKey",
+                "signingAlgo",
+                "metadataPolicy"
+            ]
+        );
     }
 
     #[test]
     fn defaults_follow_the_key() {
         let spec = WebhookSpec::try_from(&json!({"url": "http://localhost:3000/webhook"})).unwrap();
-        assert_eq!((spec.signing_algo, spec.metadata_policy), (SigningAlgo::None, MetadataPolicy::None));
+        assert_eq!(
+            (spec.signing_algo, spec.metadata_policy),
+            (SigningAlgo::None, MetadataPolicy::None)
+        );
         assert_eq!(spec.events, ["CALL"]);
     }
 

@@ -6,11 +6,11 @@
 //! causes is one transaction; every method either fully happens or not at all.
 pub mod sqlite;
 
+use crate::domain::Timestamp;
 use crate::domain::call::{Applied, Call, CallState, Direction, TransitionError};
 use crate::domain::identity::{AccountProfile, Owner, Principal, Role, UserProfile};
 use crate::domain::report::CallReport;
 use crate::domain::webhook::Webhook;
-use crate::domain::Timestamp;
 use async_trait::async_trait;
 
 pub use sqlite::SqliteStore;
@@ -146,9 +146,14 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes a token; `false` when there is no such (unrevoked) token.
     async fn revoke_token(&self, id: &str, now: Timestamp) -> Result<bool, StoreError>;
     /// The principal of a live (not revoked, not expired) token with this hash.
-    async fn authenticate(&self, hash: [u8; 32], now: Timestamp) -> Result<Option<Principal>, StoreError>;
+    async fn authenticate(
+        &self,
+        hash: [u8; 32],
+        now: Timestamp,
+    ) -> Result<Option<Principal>, StoreError>;
     async fn user_profile(&self, owner: &Owner) -> Result<Option<UserProfile>, StoreError>;
-    async fn account_profile(&self, account_id: &str) -> Result<Option<AccountProfile>, StoreError>;
+    async fn account_profile(&self, account_id: &str)
+    -> Result<Option<AccountProfile>, StoreError>;
 
     // Webhooks.
     async fn create_webhook(&self, webhook: &Webhook) -> Result<(), StoreError>;
@@ -173,7 +178,11 @@ pub trait Store: Send + Sync + 'static {
     // Calls.
     /// Applies a state-change report: in one transaction, updates the call, records the event and
     /// queues one delivery per live webhook of the call's user. A refused report changes nothing.
-    async fn apply_call_report(&self, report: &CallReport, now: Timestamp) -> Result<ApplyOutcome, ApplyError>;
+    async fn apply_call_report(
+        &self,
+        report: &CallReport,
+        now: Timestamp,
+    ) -> Result<ApplyOutcome, ApplyError>;
     async fn list_calls(&self, owner: &Owner, page: &CallPage) -> Result<Vec<Call>, StoreError>;
     async fn count_calls(&self, owner: &Owner, filter: &CallFilter) -> Result<u64, StoreError>;
     async fn get_call(&self, owner: &Owner, id: &str) -> Result<Option<Call>, StoreError>;

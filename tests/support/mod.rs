@@ -38,6 +38,8 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct Server {
     dir: tempfile::TempDir,
     extra_args: Vec<String>,
+    /// Pass `--listen`/`--db` through `CALLHOOK_LISTEN`/`CALLHOOK_DB` instead of flags.
+    from_env: bool,
     child: Option<Child>,
     stdout_reader: Option<JoinHandle<Vec<String>>>,
     base: String,
@@ -53,7 +55,21 @@ impl Server {
 
     /// Starts a server with extra `serve` arguments (e.g. `--webhook-ttl 200ms`).
     pub fn start_with(extra_args: &[&str]) -> Server {
-        let dir = tempfile::tempdir().expect("create temp dir");
+        Server::start_on(tempfile::tempdir().expect("create temp dir"), extra_args)
+    }
+
+    /// Starts a server whose database is `dir/callhook.db` (which may already exist, e.g. made by
+    /// `token create` before the first `serve`).
+    pub fn start_on(dir: tempfile::TempDir, extra_args: &[&str]) -> Server {
+        Server::launch(dir, extra_args, false)
+    }
+
+    /// Starts a server configured through `CALLHOOK_LISTEN` and `CALLHOOK_DB` only.
+    pub fn start_from_env() -> Server {
+        Server::launch(tempfile::tempdir().expect("create temp dir"), &[], true)
+    }
+
+    fn launch(dir: tempfile::TempDir, extra_args: &[&str], from_env: bool) -> Server {
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(20))
@@ -62,6 +78,7 @@ impl Server {
         let mut server = Server {
             dir,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            from_env,
             child: None,
             stdout_reader: None,
             base: String::new(),
@@ -97,8 +114,12 @@ impl Server {
         let log_path = self.dir.path().join(format!("serve-{}.log", self.starts));
         let log = File::create(&log_path).expect("create server log file");
         let mut cmd = clean_command();
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--db", &self.db()])
-            .args(&self.extra_args)
+        if self.from_env {
+            cmd.arg("serve").env("CALLHOOK_LISTEN", "127.0.0.1:0").env("CALLHOOK_DB", self.db());
+        } else {
+            cmd.args(["serve", "--listen", "127.0.0.1:0", "--db", &self.db()]);
+        }
+        cmd.args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));

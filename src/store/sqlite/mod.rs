@@ -9,21 +9,22 @@ mod writer;
 use super::{
     ApplyError, ApplyOutcome, CallFilter, CallPage, NewToken, SortKey, Store, StoreError, TokenInfo,
 };
+use crate::domain::Timestamp;
 use crate::domain::call::{self, Applied, Call};
 use crate::domain::event::CallEvent;
 use crate::domain::identity::{AccountProfile, Owner, Principal, Role, UserProfile};
 use crate::domain::report::CallReport;
 use crate::domain::webhook::Webhook;
-use crate::domain::Timestamp;
 use async_trait::async_trait;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::types::Value;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use writer::Writer;
 
 /// Pragmas for every connection. `synchronous = FULL`: a write is on disk before it is answered.
-const PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;";
+const PRAGMAS: &str =
+    "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;";
 const READERS: u32 = 4;
 
 /// Why the store could not be opened.
@@ -52,20 +53,28 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<SqliteStore, OpenError> {
         let shown = path.display().to_string();
-        let sqlite = |source| OpenError::Sqlite { path: shown.clone(), source };
+        let sqlite = |source| OpenError::Sqlite {
+            path: shown.clone(),
+            source,
+        };
         let mut conn = Connection::open(path).map_err(sqlite)?;
         conn.execute_batch(PRAGMAS).map_err(sqlite)?;
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
             .map_err(sqlite)?;
         schema::migrate(&mut conn)?;
-        let manager = SqliteConnectionManager::file(path)
-            .with_init(|c| c.execute_batch(PRAGMAS));
+        let manager = SqliteConnectionManager::file(path).with_init(|c| c.execute_batch(PRAGMAS));
         let readers = r2d2::Pool::builder()
             .max_size(READERS)
             .min_idle(Some(1))
             .build(manager)
-            .map_err(|source| OpenError::Pool { path: shown.clone(), source })?;
-        Ok(SqliteStore { writer: Writer::start(conn)?, readers })
+            .map_err(|source| OpenError::Pool {
+                path: shown.clone(),
+                source,
+            })?;
+        Ok(SqliteStore {
+            writer: Writer::start(conn)?,
+            readers,
+        })
     }
 
     async fn read<R: Send + 'static>(
@@ -74,7 +83,9 @@ impl SqliteStore {
     ) -> Result<R, StoreError> {
         let pool = self.readers.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = pool.get().map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+            let conn = pool
+                .get()
+                .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
             f(&conn).map_err(StoreError::from)
         })
         .await
@@ -85,7 +96,9 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
     ) -> Result<R, StoreError> {
-        self.writer.write(move |conn| f(conn).map_err(StoreError::from)).await
+        self.writer
+            .write(move |conn| f(conn).map_err(StoreError::from))
+            .await
     }
 }
 
@@ -108,7 +121,10 @@ const FINAL_STATES: &str = "('ANSWERED', 'CANCELLED', 'REJECTED', 'MISSED')";
 /// The WHERE clause (after the owner) and its parameters for a call filter.
 fn filter_sql(owner: &Owner, filter: &CallFilter) -> (String, Vec<Value>) {
     let mut sql = String::from("account_id = ? AND user_id = ?");
-    let mut args: Vec<Value> = vec![owner.account_id.clone().into(), owner.user_id.clone().into()];
+    let mut args: Vec<Value> = vec![
+        owner.account_id.clone().into(),
+        owner.user_id.clone().into(),
+    ];
     if filter.active_only {
         sql.push_str(&format!(" AND state NOT IN {FINAL_STATES}"));
     }
@@ -119,7 +135,10 @@ fn filter_sql(owner: &Owner, filter: &CallFilter) -> (String, Vec<Value>) {
             args.extend(values.into_iter().map(|v| Value::from(v.to_string())));
         }
     };
-    any_of("direction", filter.directions.iter().map(|d| d.as_str()).collect());
+    any_of(
+        "direction",
+        filter.directions.iter().map(|d| d.as_str()).collect(),
+    );
     any_of("state", filter.states.iter().map(|s| s.as_str()).collect());
     if let Some(from) = filter.from {
         sql.push_str(" AND updated_at >= ?");
@@ -148,7 +167,12 @@ fn sort_column(key: SortKey) -> &'static str {
 
 /// Writes a call's new state, its event and the deliveries it causes (inside the writer's
 /// transaction). Returns how many deliveries were queued.
-fn record_change(conn: &Connection, seq: Option<i64>, call: &Call, now: Timestamp) -> rusqlite::Result<usize> {
+fn record_change(
+    conn: &Connection,
+    seq: Option<i64>,
+    call: &Call,
+    now: Timestamp,
+) -> rusqlite::Result<usize> {
     let call_seq = match seq {
         Some(seq) => {
             conn.prepare_cached(
@@ -192,8 +216,15 @@ fn record_change(conn: &Connection, seq: Option<i64>, call: &Call, now: Timestam
     };
     let body = serde_json::to_string(&CallEvent::from(call))
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    conn.prepare_cached("INSERT INTO call_events (call_seq, state, at, body) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![call_seq, call.state.as_str(), call.updated_at.millis(), body])?;
+    conn.prepare_cached(
+        "INSERT INTO call_events (call_seq, state, at, body) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        call_seq,
+        call.state.as_str(),
+        call.updated_at.millis(),
+        body
+    ])?;
     let event_seq = conn.last_insert_rowid();
     let webhooks: Vec<String> = conn
         .prepare_cached(
@@ -289,7 +320,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn authenticate(&self, hash: [u8; 32], now: Timestamp) -> Result<Option<Principal>, StoreError> {
+    async fn authenticate(
+        &self,
+        hash: [u8; 32],
+        now: Timestamp,
+    ) -> Result<Option<Principal>, StoreError> {
         self.read(move |c| {
             c.prepare_cached(
                 "SELECT id, role, account_id, user_id FROM tokens WHERE hash = ?1 \
@@ -334,16 +369,23 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn account_profile(&self, account_id: &str) -> Result<Option<AccountProfile>, StoreError> {
+    async fn account_profile(
+        &self,
+        account_id: &str,
+    ) -> Result<Option<AccountProfile>, StoreError> {
         let account_id = account_id.to_string();
         self.read(move |c| {
-            c.query_row("SELECT name, org FROM accounts WHERE id = ?1", [&account_id], |r| {
-                Ok(AccountProfile {
-                    account_id: account_id.clone(),
-                    name: r.get(0)?,
-                    org: r.get(1)?,
-                })
-            })
+            c.query_row(
+                "SELECT name, org FROM accounts WHERE id = ?1",
+                [&account_id],
+                |r| {
+                    Ok(AccountProfile {
+                        account_id: account_id.clone(),
+                        name: r.get(0)?,
+                        org: r.get(1)?,
+                    })
+                },
+            )
             .optional()
         })
         .await
@@ -402,7 +444,10 @@ impl Store for SqliteStore {
                 params![id, owner.account_id, owner.user_id],
             )?;
             if n == 1 {
-                c.execute("DELETE FROM deliveries WHERE webhook_id = ?1 AND status = 'pending'", [&id])?;
+                c.execute(
+                    "DELETE FROM deliveries WHERE webhook_id = ?1 AND status = 'pending'",
+                    [&id],
+                )?;
             }
             Ok(n == 1)
         })
@@ -447,7 +492,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn apply_call_report(&self, report: &CallReport, now: Timestamp) -> Result<ApplyOutcome, ApplyError> {
+    async fn apply_call_report(
+        &self,
+        report: &CallReport,
+        now: Timestamp,
+    ) -> Result<ApplyOutcome, ApplyError> {
         let report = report.clone();
         self.writer
             .write(move |c| {
@@ -462,12 +511,22 @@ impl Store for SqliteStore {
                     })
                     .map_err(StoreError::from)?;
                 let (seq, current) = existing.unzip();
-                let applied = call::apply(current.as_ref(), &report, || uuid::Uuid::new_v4().to_string(), now)?;
+                let applied = call::apply(
+                    current.as_ref(),
+                    &report,
+                    || uuid::Uuid::new_v4().to_string(),
+                    now,
+                )?;
                 let deliveries = match &applied {
                     Applied::Repeated(_) => 0,
-                    Applied::Changed(next) => record_change(c, seq, next, now).map_err(StoreError::from)?,
+                    Applied::Changed(next) => {
+                        record_change(c, seq, next, now).map_err(StoreError::from)?
+                    }
                 };
-                Ok(ApplyOutcome { applied, deliveries })
+                Ok(ApplyOutcome {
+                    applied,
+                    deliveries,
+                })
             })
             .await
     }
@@ -535,7 +594,11 @@ mod tests {
     #[test]
     fn final_states_sql_matches_the_domain() {
         for state in CallState::ALL {
-            assert_eq!(FINAL_STATES.contains(&format!("'{}'", state.as_str())), state.is_final(), "{state:?}");
+            assert_eq!(
+                FINAL_STATES.contains(&format!("'{}'", state.as_str())),
+                state.is_final(),
+                "{state:?}"
+            );
         }
     }
 }

@@ -1,10 +1,10 @@
 //! Reading domain values out of SQLite rows, and the column lists those readers expect.
 
+use crate::domain::Timestamp;
 use crate::domain::call::{Call, CallState, Direction};
 use crate::domain::webhook::{MetadataPolicy, SigningAlgo, Statistics, Webhook, WebhookSpec};
-use crate::domain::Timestamp;
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
 use rusqlite::Row;
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
 
 /// Timestamps are stored as epoch milliseconds.
 impl FromSql for Timestamp {
@@ -14,7 +14,11 @@ impl FromSql for Timestamp {
     }
 }
 
-fn text_enum<T>(row: &Row<'_>, idx: usize, parse: impl Fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+fn text_enum<T>(
+    row: &Row<'_>,
+    idx: usize,
+    parse: impl Fn(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
     let text: String = row.get(idx)?;
     parse(&text).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(

@@ -130,7 +130,10 @@ pub enum MigrationError {
 pub fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > VERSION {
-        return Err(MigrationError::TooNew { found, known: VERSION });
+        return Err(MigrationError::TooNew {
+            found,
+            known: VERSION,
+        });
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -155,15 +158,21 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn).unwrap();
         migrate(&mut conn).unwrap();
-        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(v, VERSION);
     }
 
     #[test]
     fn refuses_a_database_from_a_newer_version() {
         let mut conn = Connection::open_in_memory().unwrap();
-        conn.pragma_update(None, "user_version", VERSION + 1).unwrap();
+        conn.pragma_update(None, "user_version", VERSION + 1)
+            .unwrap();
         let err = migrate(&mut conn).unwrap_err();
-        assert!(err.to_string().contains("newer than this callhook"), "{err}");
+        assert!(
+            err.to_string().contains("newer than this callhook"),
+            "{err}"
+        );
     }
 }

@@ -55,7 +55,11 @@ impl Writer {
             })
         });
         let closed = || E::from(StoreError::Unavailable("the store is shut down".into()));
-        self.jobs.as_ref().ok_or_else(closed)?.send(job).map_err(|_| closed())?;
+        self.jobs
+            .as_ref()
+            .ok_or_else(closed)?
+            .send(job)
+            .map_err(|_| closed())?;
         reply.await.map_err(|_| closed())?
     }
 }
