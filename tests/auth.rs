@@ -41,7 +41,13 @@ fn self_routes() -> Vec<(&'static str, String, Option<Value>)> {
     routes
 }
 
-async fn send(server: &Server, method: &str, path: &str, body: &Option<Value>, authorization: Option<&str>) -> Resp {
+async fn send(
+    server: &Server,
+    method: &str,
+    path: &str,
+    body: &Option<Value>,
+    authorization: Option<&str>,
+) -> Resp {
     let mut req = server.req(method, path);
     if let Some(a) = authorization {
         req = req.header("authorization", a);
@@ -104,7 +110,10 @@ async fn every_self_route_with_a_bad_authorization_header_is_401() {
             let resp = send(&server, method, &path, &body, Some(authorization)).await;
 
             // Assert
-            assert_eq!(resp.status, 401, "Authorization {authorization:?}: {resp:?}");
+            assert_eq!(
+                resp.status, 401,
+                "Authorization {authorization:?}: {resp:?}"
+            );
             resp.expect_error(401, "UNAUTHORIZED");
         }
     }
@@ -116,14 +125,22 @@ async fn an_ingest_token_on_any_self_route_is_403() {
     // Arrange
     let server = Server::start();
     let ingest = server.ingest_token();
-    let bound_ingest = server.token_create(&["--role", "ingest", "--account", "a1", "--user", "u1"]);
+    let bound_ingest =
+        server.token_create(&["--role", "ingest", "--account", "a1", "--user", "u1"]);
     let me = server.user_token("a1", "u1");
     let before = snapshot(&server, &me).await;
 
     for token in [&ingest, &bound_ingest] {
         for (method, path, body) in self_routes() {
             // Act
-            let resp = send(&server, method, &path, &body, Some(&format!("Bearer {token}"))).await;
+            let resp = send(
+                &server,
+                method,
+                &path,
+                &body,
+                Some(&format!("Bearer {token}")),
+            )
+            .await;
 
             // Assert
             resp.expect_error(403, "FORBIDDEN");
@@ -143,14 +160,25 @@ async fn ingestion_refuses_missing_bad_and_user_tokens() {
     let none = send(&server, "POST", INGEST, &body, None).await;
     let basic = send(&server, "POST", INGEST, &body, Some("Basic dXNlcjpwYXNz")).await;
     let unknown = send(&server, "POST", INGEST, &body, Some("Bearer chk_unknown")).await;
-    let user = send(&server, "POST", INGEST, &body, Some(&format!("Bearer {me}"))).await;
+    let user = send(
+        &server,
+        "POST",
+        INGEST,
+        &body,
+        Some(&format!("Bearer {me}")),
+    )
+    .await;
 
     // Assert
     none.expect_error(401, "UNAUTHORIZED");
     basic.expect_error(401, "UNAUTHORIZED");
     unknown.expect_error(401, "UNAUTHORIZED");
     user.expect_error(403, "FORBIDDEN");
-    assert_eq!(server.get_json(&vis("/self/events"), &me).await, json!([]), "no call was stored");
+    assert_eq!(
+        server.get_json(&vis("/self/events"), &me).await,
+        json!([]),
+        "no call was stored"
+    );
 }
 
 #[tokio::test]
@@ -160,13 +188,24 @@ async fn authentication_comes_before_body_validation() {
     let me = server.user_token("a1", "u1");
 
     // Act
-    let hook = server.req("POST", &vis("/self/webhooks")).raw(Some("application/json"), "{not json").send().await;
-    let ingest = server.req("POST", INGEST).raw(Some("text/plain"), "{not json").send().await;
+    let hook = server
+        .req("POST", &vis("/self/webhooks"))
+        .raw(Some("application/json"), "{not json")
+        .send()
+        .await;
+    let ingest = server
+        .req("POST", INGEST)
+        .raw(Some("text/plain"), "{not json")
+        .send()
+        .await;
 
     // Assert
     hook.expect_error(401, "UNAUTHORIZED");
     ingest.expect_error(401, "UNAUTHORIZED");
-    assert_eq!(server.get_json(&vis("/self/webhooks"), &me).await, json!([]));
+    assert_eq!(
+        server.get_json(&vis("/self/webhooks"), &me).await,
+        json!([])
+    );
 }
 
 #[tokio::test]
@@ -189,8 +228,14 @@ async fn a_revoked_user_token_is_refused_at_once_by_the_running_server() {
     server.token_revoke(&id);
 
     // Assert
-    server.get(&vis("/self"), &token).await.expect_error(401, "UNAUTHORIZED");
-    server.get(&vis("/self/webhooks"), &token).await.expect_error(401, "UNAUTHORIZED");
+    server
+        .get(&vis("/self"), &token)
+        .await
+        .expect_error(401, "UNAUTHORIZED");
+    server
+        .get(&vis("/self/webhooks"), &token)
+        .await
+        .expect_error(401, "UNAUTHORIZED");
     server.get(&vis("/self"), &other).await.expect(200);
 }
 
@@ -200,7 +245,9 @@ async fn a_revoked_ingest_token_is_refused_and_stores_nothing() {
     let server = Server::start();
     let ingest = server.token_create(&["--role", "ingest", "--name", "feeder"]);
     let me = server.user_token("a1", "u1");
-    server.ingest_ok(&ingest, &report("a1", "u1", "before", "INBOUND", "RINGING")).await;
+    server
+        .ingest_ok(&ingest, &report("a1", "u1", "before", "INBOUND", "RINGING"))
+        .await;
     let id = server
         .token_list()
         .into_iter()
@@ -212,12 +259,18 @@ async fn a_revoked_ingest_token_is_refused_and_stores_nothing() {
 
     // Act
     server.token_revoke(&id);
-    let resp = server.ingest(&ingest, &report("a1", "u1", "after", "INBOUND", "RINGING")).await;
+    let resp = server
+        .ingest(&ingest, &report("a1", "u1", "after", "INBOUND", "RINGING"))
+        .await;
 
     // Assert
     resp.expect_error(401, "UNAUTHORIZED");
     let events = server.get_json(&vis("/self/events"), &me).await;
-    assert_eq!(events.as_array().map(Vec::len), Some(1), "only the call reported before revocation: {events}");
+    assert_eq!(
+        events.as_array().map(Vec::len),
+        Some(1),
+        "only the call reported before revocation: {events}"
+    );
 }
 
 #[tokio::test]
@@ -228,10 +281,14 @@ async fn an_expired_token_is_refused_with_401() {
     let long = server.token_create(&["--account", "a1", "--user", "u1", "--expires-in", "10d"]);
 
     // Act: wait (bounded) until the short token has expired.
-    let refused = eventually("the short-lived token to expire", Duration::from_secs(15), || async {
-        let resp = server.get(&vis("/self"), &short).await;
-        (resp.status != 200).then_some(resp)
-    })
+    let refused = eventually(
+        "the short-lived token to expire",
+        Duration::from_secs(15),
+        || async {
+            let resp = server.get(&vis("/self"), &short).await;
+            (resp.status != 200).then_some(resp)
+        },
+    )
     .await;
 
     // Assert
@@ -248,22 +305,30 @@ async fn an_expired_ingest_token_is_refused_with_401() {
 
     // Act
     let mut n = 0;
-    let refused = eventually("the short-lived ingest token to expire", Duration::from_secs(15), || {
-        n += 1;
-        let body = report("a1", "u1", &format!("c{n}"), "INBOUND", "RINGING");
-        let server = &server;
-        let short = &short;
-        async move {
-            let resp = server.ingest(short, &body).await;
-            (resp.status != 202).then_some(resp)
-        }
-    })
+    let refused = eventually(
+        "the short-lived ingest token to expire",
+        Duration::from_secs(15),
+        || {
+            n += 1;
+            let body = report("a1", "u1", &format!("c{n}"), "INBOUND", "RINGING");
+            let server = &server;
+            let short = &short;
+            async move {
+                let resp = server.ingest(short, &body).await;
+                (resp.status != 202).then_some(resp)
+            }
+        },
+    )
     .await;
 
     // Assert
     refused.expect_error(401, "UNAUTHORIZED");
     let stored = server.get_json(&vis("/self/events/count"), &me).await;
-    assert_eq!(stored["count"].as_i64(), Some(n - 1), "only reports before expiry were stored");
+    assert_eq!(
+        stored["count"].as_i64(),
+        Some(n - 1),
+        "only reports before expiry were stored"
+    );
 }
 
 #[tokio::test]
@@ -278,7 +343,12 @@ async fn tokens_are_not_stored_in_clear() {
     let mut stored = Vec::new();
     for entry in std::fs::read_dir(server.dir()).unwrap() {
         let path = entry.unwrap().path();
-        if path.file_name().unwrap().to_string_lossy().starts_with("callhook.db") {
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("callhook.db")
+        {
             stored.extend(std::fs::read(&path).unwrap());
         }
     }

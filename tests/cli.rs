@@ -18,7 +18,10 @@ fn help(args: &[&str]) -> String {
 
 fn assert_mentions(text: &str, words: &[&str], what: &str) {
     let missing: Vec<&&str> = words.iter().filter(|w| !text.contains(**w)).collect();
-    assert!(missing.is_empty(), "`{what}` does not mention {missing:?}:\n{text}");
+    assert!(
+        missing.is_empty(),
+        "`{what}` does not mention {missing:?}:\n{text}"
+    );
 }
 
 #[test]
@@ -30,7 +33,11 @@ fn top_level_help_lists_the_subcommands() {
 #[test]
 fn serve_help_explains_every_flag() {
     let text = help(&["serve", "--help"]);
-    assert_mentions(&text, &["--listen", "--db", "--webhook-ttl", "--purge-grace"], "callhook serve --help");
+    assert_mentions(
+        &text,
+        &["--listen", "--db", "--webhook-ttl", "--purge-grace"],
+        "callhook serve --help",
+    );
 }
 
 #[test]
@@ -38,7 +45,12 @@ fn serve_help_names_the_environment_twin_of_every_setting() {
     let text = help(&["serve", "--help"]);
     assert_mentions(
         &text,
-        &["CALLHOOK_LISTEN", "CALLHOOK_DB", "CALLHOOK_WEBHOOK_TTL", "CALLHOOK_PURGE_GRACE"],
+        &[
+            "CALLHOOK_LISTEN",
+            "CALLHOOK_DB",
+            "CALLHOOK_WEBHOOK_TTL",
+            "CALLHOOK_PURGE_GRACE",
+        ],
         "callhook serve --help",
     );
 }
@@ -46,7 +58,11 @@ fn serve_help_names_the_environment_twin_of_every_setting() {
 #[test]
 fn token_help_lists_create_list_and_revoke() {
     let text = help(&["token", "--help"]);
-    assert_mentions(&text, &["create", "list", "revoke"], "callhook token --help");
+    assert_mentions(
+        &text,
+        &["create", "list", "revoke"],
+        "callhook token --help",
+    );
 }
 
 #[test]
@@ -55,8 +71,18 @@ fn token_create_help_explains_every_flag() {
     assert_mentions(
         &text,
         &[
-            "--db", "--account", "--user", "--role", "--name", "--first-name", "--last-name", "--email",
-            "--account-name", "--expires-in", "user", "ingest",
+            "--db",
+            "--account",
+            "--user",
+            "--role",
+            "--name",
+            "--first-name",
+            "--last-name",
+            "--email",
+            "--account-name",
+            "--expires-in",
+            "user",
+            "ingest",
         ],
         "callhook token create --help",
     );
@@ -88,7 +114,11 @@ fn an_unknown_subcommand_fails_with_a_message() {
 fn token_create_prints_a_fresh_token_alone_on_stdout() {
     // Arrange
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("callhook.db").to_string_lossy().into_owned();
+    let db = dir
+        .path()
+        .join("callhook.db")
+        .to_string_lossy()
+        .into_owned();
 
     // Act
     let first = token_create(&db, &["--account", "a1", "--user", "u1"]);
@@ -105,9 +135,19 @@ fn token_create_prints_a_fresh_token_alone_on_stdout() {
 fn token_list_json_describes_every_token_without_its_secret() {
     // Arrange
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("callhook.db").to_string_lossy().into_owned();
-    let user = token_create(&db, &["--account", "a1", "--user", "u1", "--name", "laptop"]);
-    let ingest = token_create(&db, &["--role", "ingest", "--name", "pbx", "--expires-in", "10d"]);
+    let db = dir
+        .path()
+        .join("callhook.db")
+        .to_string_lossy()
+        .into_owned();
+    let user = token_create(
+        &db,
+        &["--account", "a1", "--user", "u1", "--name", "laptop"],
+    );
+    let ingest = token_create(
+        &db,
+        &["--role", "ingest", "--name", "pbx", "--expires-in", "10d"],
+    );
 
     // Act
     let out = cli(&["token", "list", "--db", &db, "--json"]);
@@ -115,21 +155,44 @@ fn token_list_json_describes_every_token_without_its_secret() {
     // Assert
     assert_success(&out, "token list --json");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!text.contains(&user) && !text.contains(&ingest), "secrets must never be listed: {text}");
+    assert!(
+        !text.contains(&user) && !text.contains(&ingest),
+        "secrets must never be listed: {text}"
+    );
     let list: Value = serde_json::from_str(&text).expect("JSON");
     let list = list.as_array().expect("array");
     assert_eq!(list.len(), 2, "{text}");
-    let laptop = list.iter().find(|t| t["name"] == "laptop").expect("laptop listed");
-    let pbx = list.iter().find(|t| t["name"] == "pbx").expect("pbx listed");
-    assert!(laptop["id"].as_str().is_some_and(|id| id.starts_with("tok_")), "{laptop}");
-    assert!(pbx["id"].as_str().is_some_and(|id| id.starts_with("tok_")), "{pbx}");
+    let laptop = list
+        .iter()
+        .find(|t| t["name"] == "laptop")
+        .expect("laptop listed");
+    let pbx = list
+        .iter()
+        .find(|t| t["name"] == "pbx")
+        .expect("pbx listed");
+    assert!(
+        laptop["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("tok_")),
+        "{laptop}"
+    );
+    assert!(
+        pbx["id"].as_str().is_some_and(|id| id.starts_with("tok_")),
+        "{pbx}"
+    );
     assert_eq!(laptop["role"], "user");
     assert_eq!(laptop["accountId"], "a1");
     assert_eq!(laptop["userId"], "u1");
     assert!(laptop["createdAt"].is_string(), "{laptop}");
-    assert!(laptop.get("expiresAt").is_none() && laptop.get("revokedAt").is_none(), "absent values omitted: {laptop}");
+    assert!(
+        laptop.get("expiresAt").is_none() && laptop.get("revokedAt").is_none(),
+        "absent values omitted: {laptop}"
+    );
     assert_eq!(pbx["role"], "ingest");
-    assert!(pbx.get("accountId").is_none() && pbx.get("userId").is_none(), "{pbx}");
+    assert!(
+        pbx.get("accountId").is_none() && pbx.get("userId").is_none(),
+        "{pbx}"
+    );
     assert!(pbx["expiresAt"].is_string(), "{pbx}");
     for t in list {
         assert_no_nulls(t, "token list entry");
@@ -140,7 +203,11 @@ fn token_list_json_describes_every_token_without_its_secret() {
 fn token_expiry_follows_expires_in() {
     // Arrange
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("callhook.db").to_string_lossy().into_owned();
+    let db = dir
+        .path()
+        .join("callhook.db")
+        .to_string_lossy()
+        .into_owned();
     token_create(&db, &["--role", "ingest", "--expires-in", "10d"]);
 
     // Act
@@ -150,22 +217,38 @@ fn token_expiry_follows_expires_in() {
     assert_success(&out, "token list --json");
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     let t = &list[0];
-    let created = DateTime::parse_from_rfc3339(t["createdAt"].as_str().unwrap()).expect("RFC 3339 createdAt");
-    let expires = DateTime::parse_from_rfc3339(t["expiresAt"].as_str().unwrap()).expect("RFC 3339 expiresAt");
+    let created =
+        DateTime::parse_from_rfc3339(t["createdAt"].as_str().unwrap()).expect("RFC 3339 createdAt");
+    let expires =
+        DateTime::parse_from_rfc3339(t["expiresAt"].as_str().unwrap()).expect("RFC 3339 expiresAt");
     let delta = expires - created;
-    assert!((delta - TimeDelta::days(10)).num_seconds().abs() <= 1, "expiresAt - createdAt = {delta}");
+    assert!(
+        (delta - TimeDelta::days(10)).num_seconds().abs() <= 1,
+        "expiresAt - createdAt = {delta}"
+    );
 }
 
 #[test]
 fn token_list_table_shows_each_token_without_its_secret() {
     // Arrange
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("callhook.db").to_string_lossy().into_owned();
-    let secret = token_create(&db, &["--account", "a1", "--user", "u1", "--name", "laptop"]);
+    let db = dir
+        .path()
+        .join("callhook.db")
+        .to_string_lossy()
+        .into_owned();
+    let secret = token_create(
+        &db,
+        &["--account", "a1", "--user", "u1", "--name", "laptop"],
+    );
     let ids: Vec<String> = {
         let out = cli(&["token", "list", "--db", &db, "--json"]);
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        v.as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_string()).collect()
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_string())
+            .collect()
     };
 
     // Act
@@ -185,10 +268,21 @@ fn token_revoke_marks_the_token_revoked() {
     let server = Server::start();
     server.token_create(&["--account", "a1", "--user", "u1", "--name", "old"]);
     server.token_create(&["--account", "a1", "--user", "u1", "--name", "new"]);
-    let old_id = server.token_list().into_iter().find(|t| t["name"] == "old").unwrap()["id"].clone();
+    let old_id = server
+        .token_list()
+        .into_iter()
+        .find(|t| t["name"] == "old")
+        .unwrap()["id"]
+        .clone();
 
     // Act
-    let out = server.cli(&["token", "revoke", "--db", &server.db(), old_id.as_str().unwrap()]);
+    let out = server.cli(&[
+        "token",
+        "revoke",
+        "--db",
+        &server.db(),
+        old_id.as_str().unwrap(),
+    ]);
 
     // Assert
     assert_success(&out, "token revoke");
@@ -203,7 +297,11 @@ fn token_revoke_marks_the_token_revoked() {
 fn revoking_an_unknown_token_fails_with_a_message_and_changes_nothing() {
     // Arrange
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("callhook.db").to_string_lossy().into_owned();
+    let db = dir
+        .path()
+        .join("callhook.db")
+        .to_string_lossy()
+        .into_owned();
     token_create(&db, &["--account", "a1", "--user", "u1"]);
     let before = cli(&["token", "list", "--db", &db, "--json"]).stdout;
 
@@ -212,15 +310,25 @@ fn revoking_an_unknown_token_fails_with_a_message_and_changes_nothing() {
 
     // Assert
     assert!(!out.status.success(), "revoking an unknown id must fail");
-    assert!(!String::from_utf8_lossy(&out.stderr).trim().is_empty(), "a message on stderr");
-    assert_eq!(cli(&["token", "list", "--db", &db, "--json"]).stdout, before);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).trim().is_empty(),
+        "a message on stderr"
+    );
+    assert_eq!(
+        cli(&["token", "list", "--db", &db, "--json"]).stdout,
+        before
+    );
 }
 
 #[test]
 fn token_create_refuses_bad_arguments_and_creates_nothing() {
     // Arrange
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("callhook.db").to_string_lossy().into_owned();
+    let db = dir
+        .path()
+        .join("callhook.db")
+        .to_string_lossy()
+        .into_owned();
     let cases: [&[&str]; 5] = [
         &["--account", "a1", "--user", "u1", "--role", "admin"],
         &["--account", "a1"],
@@ -237,13 +345,24 @@ fn token_create_refuses_bad_arguments_and_creates_nothing() {
 
         // Assert
         assert!(!out.status.success(), "`{}` must fail", all.join(" "));
-        assert!(out.stdout.is_empty(), "no token printed for `{}`", all.join(" "));
-        assert!(!out.stderr.is_empty(), "a message on stderr for `{}`", all.join(" "));
+        assert!(
+            out.stdout.is_empty(),
+            "no token printed for `{}`",
+            all.join(" ")
+        );
+        assert!(
+            !out.stderr.is_empty(),
+            "a message on stderr for `{}`",
+            all.join(" ")
+        );
     }
     // The database may or may not exist now; if it does, it holds no token.
     let out = cli(&["token", "list", "--db", &db, "--json"]);
     if out.status.success() {
-        assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), json!([]));
+        assert_eq!(
+            serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+            json!([])
+        );
     }
 }
 
@@ -251,7 +370,11 @@ fn token_create_refuses_bad_arguments_and_creates_nothing() {
 async fn a_token_created_before_the_first_serve_is_accepted() {
     // Arrange
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("callhook.db").to_string_lossy().into_owned();
+    let db = dir
+        .path()
+        .join("callhook.db")
+        .to_string_lossy()
+        .into_owned();
     let token = token_create(&db, &["--account", "a1", "--user", "u1"]);
 
     // Act
@@ -269,14 +392,21 @@ async fn serve_takes_its_address_and_database_from_the_environment() {
 
     // Assert
     server.get(&vis("/self"), &token).await.expect(200);
-    assert!(std::path::Path::new(&server.db()).exists(), "the database named by CALLHOOK_DB was created");
+    assert!(
+        std::path::Path::new(&server.db()).exists(),
+        "the database named by CALLHOOK_DB was created"
+    );
 }
 
 #[tokio::test]
 async fn serve_takes_lifecycle_periods_from_the_environment() {
     // Arrange: flags win over the environment, so only the environment sets the periods here.
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("callhook.db").to_string_lossy().into_owned();
+    let db = dir
+        .path()
+        .join("callhook.db")
+        .to_string_lossy()
+        .into_owned();
     let mut child = clean_command()
         .args(["serve", "--listen", "127.0.0.1:0", "--db", &db])
         .env("CALLHOOK_WEBHOOK_TTL", "1d")
@@ -297,7 +427,9 @@ async fn serve_takes_lifecycle_periods_from_the_environment() {
     });
     let line = rx.recv_timeout(START_TIMEOUT);
     let guard = KillOnDrop(child);
-    let base = line.expect("listening line").replace("callhook listening on ", "");
+    let base = line
+        .expect("listening line")
+        .replace("callhook listening on ", "");
     let token = token_create(&db, &["--account", "a1", "--user", "u1"]);
 
     // Act
@@ -336,7 +468,11 @@ impl Drop for KillOnDrop {
 fn serve_refuses_an_invalid_duration_and_exits() {
     // Arrange
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("callhook.db").to_string_lossy().into_owned();
+    let db = dir
+        .path()
+        .join("callhook.db")
+        .to_string_lossy()
+        .into_owned();
 
     for args in [["--webhook-ttl", "soon"], ["--purge-grace", "-5d"]] {
         let mut child = KillOnDrop(
@@ -353,7 +489,9 @@ fn serve_refuses_an_invalid_duration_and_exits() {
         let status = wait_until(Duration::from_secs(10), || child.0.try_wait().unwrap());
 
         // Assert
-        let status = status.unwrap_or_else(|| panic!("serve {args:?} kept running instead of refusing the duration"));
+        let status = status.unwrap_or_else(|| {
+            panic!("serve {args:?} kept running instead of refusing the duration")
+        });
         assert!(!status.success(), "serve {args:?} must fail");
     }
 }

@@ -10,8 +10,15 @@ use support::*;
 /// Everything a VIS client and the CLI can see of one user.
 async fn everything(server: &Server, user: &str) -> Vec<(String, Value)> {
     let mut seen = Vec::new();
-    for path in ["/self", "/self/account", "/self/webhooks", "/self/calls", "/self/calls/count?states=RINGING,ACTIVE,HELD",
-                 "/self/events", "/self/events/count"] {
+    for path in [
+        "/self",
+        "/self/account",
+        "/self/webhooks",
+        "/self/calls",
+        "/self/calls/count?states=RINGING,ACTIVE,HELD",
+        "/self/events",
+        "/self/events/count",
+    ] {
         seen.push((path.to_string(), server.get_json(&vis(path), user).await));
     }
     let events = server.get_json(&vis("/self/events"), user).await;
@@ -34,11 +41,36 @@ async fn everything(server: &Server, user: &str) -> Vec<(String, Value)> {
 async fn restart_on_the_same_database_keeps_tokens_webhooks_calls_and_events() {
     // Arrange
     let mut server = Server::start();
-    let user = server.token_create(&["--account", "a1", "--user", "u1", "--first-name", "Ada", "--account-name", "Acme"]);
+    let user = server.token_create(&[
+        "--account",
+        "a1",
+        "--user",
+        "u1",
+        "--first-name",
+        "Ada",
+        "--account-name",
+        "Acme",
+    ]);
     let ingest = server.ingest_token();
-    let kept = server.create_webhook(&user, &json!({"url": "https://example.com/a", "signingKey": "k", "metadataPolicy": "BODY"})).await;
-    server.create_webhook(&user, &json!({"url": "https://example.com/b"})).await;
-    server.put(&vis(&format!("/self/webhooks/{}/renew", kept["id"].as_str().unwrap())), &user).await.expect(200);
+    let kept = server
+        .create_webhook(
+            &user,
+            &json!({"url": "https://example.com/a", "signingKey": "k", "metadataPolicy": "BODY"}),
+        )
+        .await;
+    server
+        .create_webhook(&user, &json!({"url": "https://example.com/b"}))
+        .await;
+    server
+        .put(
+            &vis(&format!(
+                "/self/webhooks/{}/renew",
+                kept["id"].as_str().unwrap()
+            )),
+            &user,
+        )
+        .await
+        .expect(200);
     for (ext, direction, states) in [
         ("c1", "INBOUND", vec!["RINGING", "ACTIVE", "ANSWERED"]),
         ("c2", "OUTBOUND", vec!["RINGING", "ACTIVE", "HELD"]),
@@ -46,7 +78,11 @@ async fn restart_on_the_same_database_keeps_tokens_webhooks_calls_and_events() {
         ("c4", "OUTBOUND", vec!["INITIALIZING"]),
     ] {
         for (i, state) in states.iter().enumerate() {
-            let body = with(report("a1", "u1", ext, direction, state), "at", json!(rfc3339(T0 + i as i64 * 1_000)));
+            let body = with(
+                report("a1", "u1", ext, direction, state),
+                "at",
+                json!(rfc3339(T0 + i as i64 * 1_000)),
+            );
             server.ingest_ok(&ingest, &body).await;
         }
     }
@@ -61,7 +97,9 @@ async fn restart_on_the_same_database_keeps_tokens_webhooks_calls_and_events() {
     for ((path, old), (_, new)) in before.iter().zip(&after) {
         assert_eq!(new, old, "{path} changed across the restart");
     }
-    server.ingest_ok(&ingest, &report("a1", "u1", "c5", "INBOUND", "RINGING")).await;
+    server
+        .ingest_ok(&ingest, &report("a1", "u1", "c5", "INBOUND", "RINGING"))
+        .await;
 }
 
 #[tokio::test]
@@ -70,14 +108,55 @@ async fn a_call_continues_its_state_machine_after_a_restart() {
     let mut server = Server::start();
     let ingest = server.ingest_token();
     let at = |ms: i64| json!(rfc3339(T0 + ms));
-    server.ingest_ok(&ingest, &with(report("a1", "u1", "c1", "OUTBOUND", "RINGING"), "at", at(0))).await;
-    let active = server.ingest_ok(&ingest, &with(report("a1", "u1", "c1", "OUTBOUND", "ACTIVE"), "at", at(5_000))).await;
+    server
+        .ingest_ok(
+            &ingest,
+            &with(report("a1", "u1", "c1", "OUTBOUND", "RINGING"), "at", at(0)),
+        )
+        .await;
+    let active = server
+        .ingest_ok(
+            &ingest,
+            &with(
+                report("a1", "u1", "c1", "OUTBOUND", "ACTIVE"),
+                "at",
+                at(5_000),
+            ),
+        )
+        .await;
 
     // Act
     server.restart();
-    let repeat = server.ingest(&ingest, &with(report("a1", "u1", "c1", "OUTBOUND", "ACTIVE"), "at", at(5_000))).await;
-    let illegal = server.ingest(&ingest, &with(report("a1", "u1", "c1", "OUTBOUND", "RINGING"), "at", at(6_000))).await;
-    let ended = server.ingest_ok(&ingest, &with(report("a1", "u1", "c1", "OUTBOUND", "ANSWERED"), "at", at(65_000))).await;
+    let repeat = server
+        .ingest(
+            &ingest,
+            &with(
+                report("a1", "u1", "c1", "OUTBOUND", "ACTIVE"),
+                "at",
+                at(5_000),
+            ),
+        )
+        .await;
+    let illegal = server
+        .ingest(
+            &ingest,
+            &with(
+                report("a1", "u1", "c1", "OUTBOUND", "RINGING"),
+                "at",
+                at(6_000),
+            ),
+        )
+        .await;
+    let ended = server
+        .ingest_ok(
+            &ingest,
+            &with(
+                report("a1", "u1", "c1", "OUTBOUND", "ANSWERED"),
+                "at",
+                at(65_000),
+            ),
+        )
+        .await;
 
     // Assert
     repeat.expect(200);
@@ -94,14 +173,24 @@ async fn a_revoked_token_stays_revoked_after_a_restart() {
     let mut server = Server::start();
     let revoked = server.token_create(&["--account", "a1", "--user", "u1", "--name", "gone"]);
     let live = server.user_token("a1", "u1");
-    let id = server.token_list().into_iter().find(|t| t["name"] == "gone").unwrap()["id"].as_str().unwrap().to_string();
+    let id = server
+        .token_list()
+        .into_iter()
+        .find(|t| t["name"] == "gone")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     server.token_revoke(&id);
 
     // Act
     server.restart();
 
     // Assert
-    server.get(&vis("/self"), &revoked).await.expect_error(401, "UNAUTHORIZED");
+    server
+        .get(&vis("/self"), &revoked)
+        .await
+        .expect_error(401, "UNAUTHORIZED");
     server.get(&vis("/self"), &live).await.expect(200);
 }
 
@@ -116,20 +205,50 @@ async fn sigterm_stops_serve_cleanly_with_exit_code_0_and_nothing_else_on_stdout
     let (status, extra_stdout) = server.stop_with_signal("TERM");
 
     // Assert
-    assert_eq!(status.code(), Some(0), "exit status {status}\n{}", server.log());
-    assert!(extra_stdout.is_empty(), "stdout holds only the listening line, also got {extra_stdout:?}");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status {status}\n{}",
+        server.log()
+    );
+    assert!(
+        extra_stdout.is_empty(),
+        "stdout holds only the listening line, also got {extra_stdout:?}"
+    );
 }
 
 #[tokio::test]
-async fn sigint_stops_serve_cleanly_with_exit_code_0() {
-    // Arrange
+async fn sigint_right_after_the_listening_line_stops_serve_cleanly_with_exit_code_0() {
+    // Arrange: the listening line means ready, signal handling included.
     let mut server = Server::start();
 
     // Act
     let (status, _) = server.stop_with_signal("INT");
 
     // Assert
-    assert_eq!(status.code(), Some(0), "exit status {status}\n{}", server.log());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status {status}\n{}",
+        server.log()
+    );
+}
+
+#[tokio::test]
+async fn sigterm_right_after_the_listening_line_stops_serve_cleanly_with_exit_code_0() {
+    // Arrange: the listening line means ready, signal handling included.
+    let mut server = Server::start();
+
+    // Act
+    let (status, _) = server.stop_with_signal("TERM");
+
+    // Assert
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status {status}\n{}",
+        server.log()
+    );
 }
 
 #[tokio::test]
@@ -137,7 +256,9 @@ async fn serve_can_restart_repeatedly_on_the_same_database() {
     // Arrange
     let mut server = Server::start();
     let token = server.user_token("a1", "u1");
-    let w = server.create_webhook(&token, &json!({"url": "https://example.com/h"})).await;
+    let w = server
+        .create_webhook(&token, &json!({"url": "https://example.com/h"}))
+        .await;
 
     for _ in 0..3 {
         // Act
@@ -145,5 +266,43 @@ async fn serve_can_restart_repeatedly_on_the_same_database() {
 
         // Assert
         assert_eq!(server.webhooks(&token).await, vec![w.clone()]);
+    }
+}
+
+#[tokio::test]
+async fn everything_acknowledged_before_a_crash_survives_it() {
+    // Arrange
+    let mut server = Server::start();
+    let user = server.user_token("a1", "u1");
+    let ingest = server.ingest_token();
+    let webhook = server
+        .create_webhook(&user, &json!({"url": "https://example.com/h"}))
+        .await;
+    let mut last = Vec::new();
+    for i in 0..30 {
+        let ext = format!("c{i}");
+        server
+            .ingest_ok(&ingest, &report("a1", "u1", &ext, "INBOUND", "RINGING"))
+            .await;
+        last.push(
+            server
+                .ingest_ok(&ingest, &report("a1", "u1", &ext, "INBOUND", "ACTIVE"))
+                .await,
+        );
+    }
+
+    // Act: SIGKILL right after the last acknowledgement, then start again.
+    server.crash_and_restart();
+
+    // Assert
+    assert_eq!(server.webhooks(&user).await, vec![webhook]);
+    let events = server.get_json(&vis("/self/events?size=100"), &user).await;
+    let events = events.as_array().unwrap();
+    assert_eq!(events.len(), 30, "every acknowledged call survived");
+    for event in &last {
+        assert!(
+            events.contains(event),
+            "acknowledged state lost in the crash: {event}"
+        );
     }
 }

@@ -33,7 +33,11 @@ async fn openapi_document_is_served_without_a_token_and_lists_every_route() {
     resp.expect(200);
     assert!(resp.is_json(), "{resp:?}");
     let doc = resp.json();
-    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "OpenAPI 3: {}", doc["openapi"]);
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "OpenAPI 3: {}",
+        doc["openapi"]
+    );
     let paths = doc["paths"].as_object().expect("paths object");
     let normalized: Vec<String> = paths.keys().map(|p| normalize_params(p)).collect();
     let wanted = [
@@ -70,13 +74,23 @@ async fn openapi_document_is_served_without_a_token_and_lists_every_route() {
             missing.push(format!("{} {path}", method.to_uppercase()));
         }
     }
-    assert!(missing.is_empty(), "OpenAPI document lacks: {missing:?}\npaths: {:?}", paths.keys().collect::<Vec<_>>());
+    assert!(
+        missing.is_empty(),
+        "OpenAPI document lacks: {missing:?}\npaths: {:?}",
+        paths.keys().collect::<Vec<_>>()
+    );
 }
 
 /// `/self/webhooks/{id}/renew` -> `/self/webhooks/{}/renew`, whatever the parameter is named.
 fn normalize_params(path: &str) -> String {
     path.split('/')
-        .map(|seg| if seg.starts_with('{') && seg.ends_with('}') { "{}" } else { seg })
+        .map(|seg| {
+            if seg.starts_with('{') && seg.ends_with('}') {
+                "{}"
+            } else {
+                seg
+            }
+        })
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -99,7 +113,11 @@ async fn every_operation_in_the_openapi_document_is_routed() {
                 continue;
             }
             operations += 1;
-            let token = if path.starts_with("/ingest") { &ingest } else { &user };
+            let token = if path.starts_with("/ingest") {
+                &ingest
+            } else {
+                &user
+            };
             let mut req = server.req(&method.to_uppercase(), &concrete).bearer(token);
             if matches!(method, "post" | "put" | "patch") {
                 req = req.json(&json!({}));
@@ -109,8 +127,9 @@ async fn every_operation_in_the_openapi_document_is_routed() {
             let resp = req.send().await;
 
             // Assert
+            // 501 is call control's documented answer; any other 5xx is a failure too.
             let unrouted = resp.status == 405
-                || resp.status >= 500
+                || (resp.status >= 500 && resp.status != 501)
                 || (resp.status == 404 && resp.text.to_lowercase().contains("no route"));
             if unrouted {
                 failures.push(format!("{} {path}: {resp:?}", method.to_uppercase()));
@@ -119,18 +138,35 @@ async fn every_operation_in_the_openapi_document_is_routed() {
     }
 
     assert!(operations >= 22, "only {operations} operations documented");
-    assert!(failures.is_empty(), "documented but not routed:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "documented but not routed:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[tokio::test]
 async fn read_routes_answer_the_same_under_both_prefixes_with_and_without_trailing_slash() {
     // Arrange
     let server = Server::start();
-    let user = server.token_create(&["--account", "a1", "--user", "u1", "--first-name", "Ada", "--account-name", "Acme"]);
+    let user = server.token_create(&[
+        "--account",
+        "a1",
+        "--user",
+        "u1",
+        "--first-name",
+        "Ada",
+        "--account-name",
+        "Acme",
+    ]);
     let ingest = server.ingest_token();
-    let event = server.ingest_ok(&ingest, &report("a1", "u1", "c1", "INBOUND", "RINGING")).await;
+    let event = server
+        .ingest_ok(&ingest, &report("a1", "u1", "c1", "INBOUND", "RINGING"))
+        .await;
     let call_id = event["id"].as_str().unwrap();
-    let w = server.create_webhook(&user, &json!({"url": "https://example.com/h"})).await;
+    let w = server
+        .create_webhook(&user, &json!({"url": "https://example.com/h"}))
+        .await;
     let webhook_id = w["id"].as_str().unwrap();
     let routes = [
         "/self".to_string(),
@@ -146,7 +182,10 @@ async fn read_routes_answer_the_same_under_both_prefixes_with_and_without_traili
     ];
 
     for route in routes {
-        let (path, query) = route.split_once('?').map(|(p, q)| (p, format!("?{q}"))).unwrap_or((&route, String::new()));
+        let (path, query) = route
+            .split_once('?')
+            .map(|(p, q)| (p, format!("?{q}")))
+            .unwrap_or((&route, String::new()));
         let reference = server.get_json(&format!("{VIS}{path}{query}"), &user).await;
         for base in [VIS, VIS_SHORT] {
             for slash in ["", "/"] {
@@ -168,7 +207,9 @@ async fn call_control_routes_answer_501_under_both_prefixes() {
     let server = Server::start();
     let user = server.user_token("a1", "u1");
     let ingest = server.ingest_token();
-    let event = server.ingest_ok(&ingest, &report("a1", "u1", "c1", "INBOUND", "RINGING")).await;
+    let event = server
+        .ingest_ok(&ingest, &report("a1", "u1", "c1", "INBOUND", "RINGING"))
+        .await;
     let id = event["id"].as_str().unwrap().to_string();
     let phone = json!({"phoneNumber": "+14155550100"});
 
@@ -183,7 +224,9 @@ async fn call_control_routes_answer_501_under_both_prefixes() {
                 ("PUT", format!("/self/calls/{id}/vmtransfer"), None),
                 ("POST", format!("/self/calls/{id}/transfer"), Some(&phone)),
             ] {
-                let mut req = server.req(method, &format!("{base}{path}{slash}")).bearer(&user);
+                let mut req = server
+                    .req(method, &format!("{base}{path}{slash}"))
+                    .bearer(&user);
                 if let Some(b) = body {
                     req = req.json(b);
                 }
@@ -196,7 +239,9 @@ async fn call_control_routes_answer_501_under_both_prefixes() {
             }
         }
     }
-    let stored = server.get_json(&vis(&format!("/self/calls/{id}")), &user).await;
+    let stored = server
+        .get_json(&vis(&format!("/self/calls/{id}")), &user)
+        .await;
     assert_eq!(stored, json!([event]), "call control changed nothing");
 }
 
@@ -273,10 +318,20 @@ async fn unknown_query_parameters_are_ignored_everywhere() {
     let server = Server::start();
     let user = server.user_token("a1", "u1");
 
-    for path in ["/self", "/self/account", "/self/webhooks", "/self/calls", "/self/calls/count", "/self/events", "/self/events/count"] {
+    for path in [
+        "/self",
+        "/self/account",
+        "/self/webhooks",
+        "/self/calls",
+        "/self/calls/count",
+        "/self/events",
+        "/self/events/count",
+    ] {
         // Act
         let plain = server.get_json(&vis(path), &user).await;
-        let resp = server.get(&vis(&format!("{path}?foo=bar&utm_source=x")), &user).await;
+        let resp = server
+            .get(&vis(&format!("{path}?foo=bar&utm_source=x")), &user)
+            .await;
 
         // Assert
         resp.expect(200);

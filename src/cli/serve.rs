@@ -46,6 +46,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
+    let signals = StopSignals::install().context("installing signal handlers")?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "callhook listening on http://{address}")?;
@@ -54,7 +55,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%address, db = %args.db.display(), "serving");
 
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    tokio::spawn(signals.cancel_on_signal(shutdown.clone()));
     let webhooks_changed = Arc::new(Notify::new());
     let purge = tokio::spawn(housekeeping::purge_loop(
         store.clone(),
@@ -84,25 +85,48 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Cancels `shutdown` on SIGINT or SIGTERM.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Signal handlers, installed before the listening line is printed so that a signal arriving
+/// right after it is never met by the default action (which would kill the process uncleanly).
+struct StopSignals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<StopSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(StopSignals {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        () = terminate => {},
-        () = shutdown.cancelled() => return,
+        #[cfg(not(unix))]
+        Ok(StopSignals {})
     }
-    tracing::info!("shutting down");
-    shutdown.cancel();
+
+    /// Cancels `shutdown` on SIGINT or SIGTERM.
+    async fn cancel_on_signal(mut self, shutdown: CancellationToken) {
+        #[cfg(unix)]
+        let signalled = async {
+            tokio::select! {
+                _ = self.interrupt.recv() => {},
+                _ = self.terminate.recv() => {},
+            }
+        };
+        #[cfg(not(unix))]
+        let signalled = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        tokio::select! {
+            () = signalled => {
+                tracing::info!("shutting down");
+                shutdown.cancel();
+            }
+            () = shutdown.cancelled() => {}
+        }
+    }
 }

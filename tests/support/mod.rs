@@ -7,18 +7,36 @@
 
 #![allow(dead_code)]
 
-use std::fmt;
+mod fixture;
+mod http;
+mod reports;
+mod waiting;
+mod webhooks;
+mod wire;
+
+// Not every test binary uses every helper.
+#[allow(unused_imports)]
+pub use fixture::*;
+#[allow(unused_imports)]
+pub use http::{Req, Resp};
+#[allow(unused_imports)]
+pub use reports::*;
+#[allow(unused_imports)]
+pub use waiting::*;
+#[allow(unused_imports)]
+pub use webhooks::*;
+#[allow(unused_imports)]
+pub use wire::*;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_callhook");
@@ -96,7 +114,11 @@ impl Server {
 
     /// The database path this server uses.
     pub fn db(&self) -> String {
-        self.dir.path().join("callhook.db").to_string_lossy().into_owned()
+        self.dir
+            .path()
+            .join("callhook.db")
+            .to_string_lossy()
+            .into_owned()
     }
 
     /// The temporary directory holding the database and the logs.
@@ -115,7 +137,9 @@ impl Server {
         let log = File::create(&log_path).expect("create server log file");
         let mut cmd = clean_command();
         if self.from_env {
-            cmd.arg("serve").env("CALLHOOK_LISTEN", "127.0.0.1:0").env("CALLHOOK_DB", self.db());
+            cmd.arg("serve")
+                .env("CALLHOOK_LISTEN", "127.0.0.1:0")
+                .env("CALLHOOK_DB", self.db());
         } else {
             cmd.args(["serve", "--listen", "127.0.0.1:0", "--db", &self.db()]);
         }
@@ -214,6 +238,17 @@ impl Server {
             status.success(),
             "server exited with {status} after SIGTERM\n--- server log ---\n{}",
             self.log()
+        );
+        self.spawn();
+    }
+
+    /// Kills the server with SIGKILL (a crash: no shutdown code runs) and starts it again on the
+    /// same database.
+    pub fn crash_and_restart(&mut self) {
+        let (status, _) = self.stop_with_signal("KILL");
+        assert!(
+            !status.success(),
+            "a SIGKILLed server cannot exit cleanly: {status}"
         );
         self.spawn();
     }
@@ -327,6 +362,14 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The test failed: show what the server logged (the harness prints it with the failure).
+            eprintln!(
+                "--- server log ({}) ---\n{}",
+                self.dir.path().display(),
+                self.log()
+            );
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -385,374 +428,15 @@ pub fn token_create(db: &str, args: &[&str]) -> String {
     assert_success(&out, &all.join(" "));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 1, "token create must print exactly one line, got {stdout:?}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "token create must print exactly one line, got {stdout:?}"
+    );
     let token = lines[0].trim();
-    assert!(token.starts_with("chk_"), "token must start with chk_, got {token:?}");
+    assert!(
+        token.starts_with("chk_"),
+        "token must start with chk_, got {token:?}"
+    );
     token.to_string()
-}
-
-/// An HTTP request being built.
-pub struct Req {
-    method: String,
-    path: String,
-    builder: reqwest::RequestBuilder,
-}
-
-impl Req {
-    pub fn bearer(self, token: &str) -> Req {
-        self.header("authorization", &format!("Bearer {token}"))
-    }
-
-    pub fn header(mut self, name: &str, value: &str) -> Req {
-        self.builder = self.builder.header(name, value);
-        self
-    }
-
-    /// A JSON body with `Content-Type: application/json`.
-    pub fn json(mut self, body: &Value) -> Req {
-        self.builder = self.builder.json(body);
-        self
-    }
-
-    /// A raw body with the given Content-Type (`None`: no Content-Type header at all).
-    pub fn raw(mut self, content_type: Option<&str>, body: impl Into<Vec<u8>>) -> Req {
-        if let Some(ct) = content_type {
-            self.builder = self.builder.header("content-type", ct);
-        }
-        self.builder = self.builder.body(body.into());
-        self
-    }
-
-    pub async fn send(self) -> Resp {
-        let resp = self.builder.send().await.unwrap_or_else(|e| {
-            panic!("{} {} failed at the transport level: {e:?}", self.method, self.path)
-        });
-        let status = resp.status().as_u16();
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let bytes = resp.bytes().await.expect("read response body");
-        Resp {
-            method: self.method,
-            path: self.path,
-            status,
-            content_type,
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-        }
-    }
-}
-
-/// A received HTTP response.
-#[derive(Clone)]
-pub struct Resp {
-    pub method: String,
-    pub path: String,
-    pub status: u16,
-    pub content_type: Option<String>,
-    pub text: String,
-}
-
-impl fmt::Debug for Resp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} -> {} [{}] {}",
-            self.method,
-            self.path,
-            self.status,
-            self.content_type.as_deref().unwrap_or("no content-type"),
-            self.text
-        )
-    }
-}
-
-impl Resp {
-    /// Asserts the status code.
-    pub fn expect(&self, status: u16) -> &Resp {
-        assert_eq!(self.status, status, "unexpected status: {self:?}");
-        self
-    }
-
-    /// The body as JSON (panics with the response if it is not JSON).
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.text)
-            .unwrap_or_else(|e| panic!("response body is not JSON ({e}): {self:?}"))
-    }
-
-    /// True when the Content-Type is `application/json` (parameters allowed).
-    pub fn is_json(&self) -> bool {
-        self.content_type
-            .as_deref()
-            .map(|ct| ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
-            .unwrap_or(false)
-    }
-
-    /// Asserts a VIS error: this status, this `errorCode`, `Content-Type: application/json`, keys
-    /// `errorCode`, `errorMessage`, `errors` in that order, each error a `{field, message}` of
-    /// strings. Returns the error fields in order.
-    pub fn expect_error(&self, status: u16, code: &str) -> Vec<String> {
-        assert_eq!(self.status, status, "unexpected status: {self:?}");
-        assert!(self.is_json(), "error must be application/json: {self:?}");
-        let v = self.json();
-        assert_eq!(v["errorCode"], json!(code), "errorCode: {self:?}");
-        assert!(
-            v["errorMessage"].as_str().is_some_and(|m| !m.is_empty()),
-            "errorMessage must be a non-empty string: {self:?}"
-        );
-        assert_eq!(
-            keys(&self.text, ""),
-            ["errorCode", "errorMessage", "errors"],
-            "error body keys: {self:?}"
-        );
-        let errors = v["errors"]
-            .as_array()
-            .unwrap_or_else(|| panic!("errors must be an array: {self:?}"));
-        errors
-            .iter()
-            .map(|e| {
-                assert!(e["message"].is_string(), "error entry needs a message: {self:?}");
-                e["field"]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("error entry needs a string field: {self:?}"))
-                    .to_string()
-            })
-            .collect()
-    }
-
-    /// Asserts a 422 VALIDATION_ERROR and returns the sorted error fields.
-    pub fn expect_validation(&self) -> Vec<String> {
-        let mut fields = self.expect_error(422, "VALIDATION_ERROR");
-        fields.sort();
-        fields
-    }
-
-    pub fn error_message(&self) -> String {
-        self.json()["errorMessage"].as_str().unwrap_or_default().to_string()
-    }
-}
-
-// ---- call events ----
-
-/// A well-formed ingestion body; change fields with `with`.
-pub fn report(account: &str, user: &str, external_id: &str, direction: &str, state: &str) -> Value {
-    json!({
-        "externalId": external_id,
-        "accountId": account,
-        "userId": user,
-        "direction": direction,
-        "phoneNumber": "+14155550100",
-        "state": state,
-    })
-}
-
-/// `body` with `key` set to `value`.
-pub fn with(mut body: Value, key: &str, value: Value) -> Value {
-    body[key] = value;
-    body
-}
-
-/// `body` with `key` removed.
-pub fn without(mut body: Value, key: &str) -> Value {
-    body.as_object_mut().expect("object").remove(key);
-    body
-}
-
-/// 2024-05-01T10:00:00Z in epoch milliseconds: the base time of scripted calls.
-pub const T0: i64 = 1_714_557_600_000;
-
-/// RFC 3339 text for an epoch-millisecond instant (as a telephony source would send it).
-pub fn rfc3339(ms: i64) -> String {
-    Utc.timestamp_millis_opt(ms)
-        .unwrap()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
-}
-
-/// The event time format: `2018-02-15T18:59:03.496+0000`.
-pub fn event_time(ms: i64) -> String {
-    Utc.timestamp_millis_opt(ms)
-        .unwrap()
-        .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
-        .to_string()
-}
-
-/// Parses an event timestamp, asserting the exact `2018-02-15T18:59:03.496+0000` format.
-pub fn parse_event_time(s: &str) -> DateTime<Utc> {
-    assert!(
-        matches_shape(s, "dddd-dd-ddTdd:dd:dd.ddd+0000"),
-        "event time must look like 2018-02-15T18:59:03.496+0000, got {s:?}"
-    );
-    let naive = NaiveDateTime::parse_from_str(&s[..23], "%Y-%m-%dT%H:%M:%S%.3f")
-        .unwrap_or_else(|e| panic!("bad event time {s:?}: {e}"));
-    Utc.from_utc_datetime(&naive)
-}
-
-/// Parses a webhook timestamp, asserting the exact `2020-06-23T11:06:21.038Z` format.
-pub fn parse_webhook_time(s: &str) -> DateTime<Utc> {
-    assert!(
-        matches_shape(s, "dddd-dd-ddTdd:dd:dd.dddZ"),
-        "webhook time must look like 2020-06-23T11:06:21.038Z, got {s:?}"
-    );
-    let naive = NaiveDateTime::parse_from_str(&s[..23], "%Y-%m-%dT%H:%M:%S%.3f")
-        .unwrap_or_else(|e| panic!("bad webhook time {s:?}: {e}"));
-    Utc.from_utc_datetime(&naive)
-}
-
-/// `d` in the shape matches an ASCII digit, anything else matches itself.
-pub fn matches_shape(s: &str, shape: &str) -> bool {
-    s.len() == shape.len()
-        && s.chars().zip(shape.chars()).all(|(c, p)| match p {
-            'd' => c.is_ascii_digit(),
-            _ => c == p,
-        })
-}
-
-/// Asserts that no value anywhere in `v` is `null` (absent fields are left out).
-pub fn assert_no_nulls(v: &Value, context: &str) {
-    match v {
-        Value::Null => panic!("null value in {context}"),
-        Value::Array(items) => items.iter().for_each(|i| assert_no_nulls(i, context)),
-        Value::Object(map) => map.values().for_each(|i| assert_no_nulls(i, context)),
-        _ => {}
-    }
-}
-
-// ---- key order ----
-
-/// JSON kept with object keys in document order (serde_json's `Value` sorts them).
-#[derive(Debug, Clone)]
-pub enum Ordered {
-    Scalar,
-    Array(Vec<Ordered>),
-    Object(Vec<(String, Ordered)>),
-}
-
-impl<'de> Deserialize<'de> for Ordered {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Ordered;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON")
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Ordered, E> {
-                Ok(Ordered::Scalar)
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Ordered, E> {
-                Ok(Ordered::Scalar)
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Ordered, E> {
-                Ok(Ordered::Scalar)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Ordered, E> {
-                Ok(Ordered::Scalar)
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Ordered, E> {
-                Ok(Ordered::Scalar)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Ordered, E> {
-                Ok(Ordered::Scalar)
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Ordered, E> {
-                Ok(Ordered::Scalar)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Ordered, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element()? {
-                    items.push(item);
-                }
-                Ok(Ordered::Array(items))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ordered, A::Error> {
-                let mut entries = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, Ordered>()? {
-                    entries.push((k, v));
-                }
-                Ok(Ordered::Object(entries))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// The keys, in document order, of the object at `pointer` (JSON-pointer style: "", "/event",
-/// "/0", "/0/statistics") in the JSON text.
-pub fn keys(text: &str, pointer: &str) -> Vec<String> {
-    let mut node: Ordered =
-        serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
-    for seg in pointer.split('/').filter(|s| !s.is_empty()) {
-        node = match node {
-            Ordered::Object(entries) => entries
-                .into_iter()
-                .find(|(k, _)| k == seg)
-                .map(|(_, v)| v)
-                .unwrap_or_else(|| panic!("no key {seg:?} at {pointer:?} in {text}")),
-            Ordered::Array(items) => {
-                let i: usize = seg.parse().expect("array index");
-                items
-                    .into_iter()
-                    .nth(i)
-                    .unwrap_or_else(|| panic!("no index {i} at {pointer:?} in {text}"))
-            }
-            Ordered::Scalar => panic!("{pointer:?} goes through a scalar in {text}"),
-        };
-    }
-    match node {
-        Ordered::Object(entries) => entries.into_iter().map(|(k, _)| k).collect(),
-        other => panic!("{pointer:?} is not an object ({other:?}) in {text}"),
-    }
-}
-
-/// Asserts that `actual` keys appear in the same relative order as in `order` and that every key
-/// is one of `order`.
-pub fn assert_keys_follow(actual: &[String], order: &[&str], context: &str) {
-    let mut last = None;
-    for k in actual {
-        let pos = order
-            .iter()
-            .position(|o| o == k)
-            .unwrap_or_else(|| panic!("unexpected key {k:?} in {context}: {actual:?}"));
-        if let Some(prev) = last {
-            assert!(pos > prev, "key {k:?} out of order in {context}: {actual:?}, expected order {order:?}");
-        }
-        last = Some(pos);
-    }
-}
-
-// ---- waiting ----
-
-/// Polls `f` until it returns `Some`, or the deadline passes (then `None`). The only place a
-/// test thread sleeps: between polls of a condition.
-pub fn wait_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Async twin of `wait_until`: polls `f` until it returns `Some`; panics naming `what` when the
-/// deadline passes.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
