@@ -1,8 +1,10 @@
-//! Background jobs that keep the store tidy: deleting webhooks whose `purgeAt` has passed.
+//! Background jobs that keep the store tidy: deleting webhooks whose `purgeAt` has passed, and
+//! recording deliveries still queued for expired webhooks as skipped.
 //!
-//! May depend on: `domain`, the `store::Store` trait.
+//! May depend on: `domain`, `metrics`, the `store::Store` trait.
 
 use crate::domain::Timestamp;
+use crate::metrics::Metrics;
 use crate::store::Store;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +18,18 @@ const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// Purges webhooks as their `purgeAt` passes: sleeps until the earliest `purgeAt` (at most
 /// [`MAX_SLEEP`]), or until `changed` says webhooks were created or renewed.
-pub async fn purge_loop(store: Arc<dyn Store>, changed: Arc<Notify>, shutdown: CancellationToken) {
+pub async fn run(
+    store: Arc<dyn Store>,
+    changed: Arc<Notify>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
     loop {
         let now = Timestamp::now();
+        match store.skip_undeliverable(now).await {
+            Ok(skipped) => metrics.skipped(skipped),
+            Err(e) => tracing::warn!(error = %e, "skipping deliveries of expired webhooks failed"),
+        }
         let wait = match purge_once(store.as_ref(), now).await {
             Ok(Some(next)) => Duration::from_millis(next.since(now) as u64).min(MAX_SLEEP),
             Ok(None) => MAX_SLEEP,

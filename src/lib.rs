@@ -12,6 +12,9 @@
 //! - [`cli`]: clap commands; `cli::serve` is the composition root that wires concrete types.
 pub mod api;
 pub mod cli;
+pub mod delivery;
 pub mod domain;
 pub mod housekeeping;
+pub mod metrics;
+pub mod signing;
 pub mod store;

@@ -433,6 +433,8 @@ async fn serve_takes_lifecycle_periods_from_the_environment() {
     let token = token_create(&db, &["--account", "a1", "--user", "u1"]);
 
     // Act
+    // reqwest is built without a default TLS crypto provider (callhook installs ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let resp = reqwest::Client::builder()
         .no_proxy()
         .build()

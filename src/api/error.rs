@@ -42,7 +42,9 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
-    Conflict(TransitionError),
+    Transition(TransitionError),
+    #[error("{0}")]
+    Conflict(&'static str),
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("Content-Type must be application/json")]
@@ -64,7 +66,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Transition(_) | ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -76,7 +78,7 @@ impl ApiError {
 
     fn code(&self) -> &'static str {
         match self {
-            ApiError::Conflict(TransitionError::Illegal { .. }) => "ILLEGAL_TRANSITION",
+            ApiError::Transition(TransitionError::Illegal { .. }) => "ILLEGAL_TRANSITION",
             ApiError::Validation(_) => "VALIDATION_ERROR",
             ApiError::Unavailable(_) => "SERVICE_UNAVAILABLE",
             other => code_for(other.status()),
@@ -172,7 +174,7 @@ impl From<ApplyError> for ApiError {
                     TransitionError::TimeTravel { at, last }.to_string(),
                 )])
             }
-            ApplyError::Refused(t) => ApiError::Conflict(t),
+            ApplyError::Refused(t) => ApiError::Transition(t),
             ApplyError::Store(s) => s.into(),
         }
     }

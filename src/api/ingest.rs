@@ -73,6 +73,10 @@ pub async fn report(
         Applied::Changed(call) => (StatusCode::ACCEPTED, call),
         Applied::Repeated(call) => (StatusCode::OK, call),
     };
+    if outcome.deliveries > 0 {
+        app.delivery_wake.notify_one();
+    }
+    app.metrics.skipped(outcome.skipped as u64);
     tracing::debug!(call = %call.id, state = call.state.as_str(), deliveries = outcome.deliveries, "call event");
     Ok((
         status,

@@ -12,6 +12,8 @@ mod params;
 mod profile;
 mod webhooks;
 
+use crate::domain::target::TargetPolicy;
+use crate::metrics::Metrics;
 use crate::store::Store;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -42,6 +44,8 @@ pub struct ApiSettings {
     pub webhook_ttl: Duration,
     /// How long an expired webhook is kept before it is deleted.
     pub purge_grace: Duration,
+    /// Which delivery targets are allowed (webhook URLs that are refused IP literals get a 422).
+    pub targets: TargetPolicy,
 }
 
 /// What every handler receives.
@@ -51,6 +55,9 @@ pub struct AppState {
     pub settings: Arc<ApiSettings>,
     /// Signalled when webhooks are created or renewed, so the purge task can recompute its wake-up.
     pub webhooks_changed: Arc<Notify>,
+    /// Wakes the delivery engine: deliveries were queued or a webhook became live again.
+    pub delivery_wake: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// The VIS prefixes every VIS route is served under.
@@ -67,6 +74,7 @@ pub const VIS_ALIAS: &str = "/vis/v1";
     modifiers(&BearerAuth),
     tags((name = "Webhooks"), (name = "Calls"), (name = "Events"), (name = "Users"), (name = "Accounts"),
         (name = "Ingestion", description = "callhook's own: how a telephony source reports calls"),
+        (name = "Replay", description = "callhook's own: deliver skipped events again"),
         (name = "Operations"))
 )]
 struct ApiDoc;
@@ -118,6 +126,25 @@ async fn healthz(State(app): State<AppState>) -> Result<Json<Health>, error::Api
     Ok(Json(Health { status: "ok" }))
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "Operations", operation_id = "metrics",
+    summary = "Prometheus metrics of the delivery engine",
+    responses((status = 200, description = "Prometheus text exposition", body = String,
+            content_type = "text/plain; version=0.0.4"),
+        (status = 503, description = "The store does not answer", body = error::ErrorResponse)))]
+async fn metrics(State(app): State<AppState>) -> Result<Response, error::ApiError> {
+    let backlog = app.store.backlog().await?;
+    let now = crate::domain::Timestamp::now();
+    let oldest = backlog
+        .oldest
+        .map(|t| Duration::from_millis(now.since(t) as u64));
+    let mut response = app.metrics.render(backlog.pending, oldest).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(response)
+}
+
 /// The OpenAPI document of everything this server routes.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     build().1
@@ -127,7 +154,9 @@ fn build() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(VIS_PREFIX, vis_routes())
         .routes(routes!(ingest::report))
+        .routes(routes!(webhooks::replay))
         .routes(routes!(healthz))
+        .routes(routes!(metrics))
         .split_for_parts();
     let (alias, _) = vis_routes().split_for_parts();
     (router.nest(VIS_ALIAS, alias), doc)

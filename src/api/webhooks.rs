@@ -3,10 +3,12 @@
 use super::AppState;
 use super::error::{ApiError, Failures};
 use super::extract::{Id, JsonBody, User};
+use crate::domain::FieldError;
 use crate::domain::Timestamp;
 use crate::domain::webhook::{MetadataPolicy, SigningAlgo, Webhook, WebhookSpec, WebhookView};
+use crate::store::Replay;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 
 /// The body of a create request (documentation only: the handler validates field by field).
@@ -42,6 +44,9 @@ pub async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<WebhookView>), ApiError> {
     let spec = WebhookSpec::try_from(&body).map_err(ApiError::Validation)?;
+    if let Some(message) = app.settings.targets.refuse_literal(&spec.url) {
+        return Err(ApiError::Validation(vec![FieldError::new("url", message)]));
+    }
     let now = Timestamp::now();
     let expire_at = now.plus(app.settings.webhook_ttl);
     let webhook = Webhook {
@@ -129,5 +134,54 @@ pub async fn renew(
         .await?
         .ok_or_else(|| not_found(&id))?;
     app.webhooks_changed.notify_one();
+    app.delivery_wake.notify_one();
     Ok(Json(WebhookView::from(&webhook)))
+}
+
+/// `{"replayed": n}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Replayed {
+    replayed: u64,
+}
+
+#[utoipa::path(post, path = "/callhook/v1/webhooks/{id}/replay", tag = "Replay", operation_id = "replayWebhook",
+    summary = "Deliver a webhook's skipped events again",
+    description = "Queues again, in their original order, the deliveries this webhook skipped while it was \
+        failed or expired (those whose event happened at or after `since`, or all). The webhook must be \
+        live: renew it first (409 otherwise).",
+    params(("id" = String, Path, description = "Webhook ID"),
+        ("since" = Option<String>, Query, description = "RFC 3339 time, e.g. 2026-11-27T10:00:00Z")),
+    responses((status = 200, description = "How many deliveries were queued again", body = Replayed), Failures),
+    security(("bearer" = [])))]
+pub async fn replay(
+    State(app): State<AppState>,
+    User(owner): User,
+    Id(id): Id,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Replayed>, ApiError> {
+    let since = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "since")
+        .map(|(_, v)| {
+            Timestamp::parse(&v).ok_or_else(|| {
+                ApiError::Validation(vec![FieldError::new(
+                    "since",
+                    "must be an RFC 3339 time, e.g. 2026-11-27T10:00:00Z",
+                )])
+            })
+        })
+        .transpose()?;
+    match app
+        .store
+        .replay_skipped(&owner, &id, since, Timestamp::now())
+        .await?
+    {
+        Replay::NoSuchWebhook => Err(not_found(&id)),
+        Replay::NotLive => Err(ApiError::Conflict(
+            "the webhook is failed or expired: renew it first",
+        )),
+        Replay::Queued(replayed) => {
+            app.delivery_wake.notify_one();
+            Ok(Json(Replayed { replayed }))
+        }
+    }
 }

@@ -2,7 +2,10 @@
 //! the background jobs, and stops them all on SIGINT/SIGTERM.
 
 use crate::api::{self, ApiSettings, AppState};
+use crate::delivery::{ClientSettings, Engine, EngineSettings, Sender};
+use crate::domain::target::TargetPolicy;
 use crate::housekeeping;
+use crate::metrics::Metrics;
 use crate::store::{SqliteStore, Store};
 use anyhow::Context;
 use std::io::Write;
@@ -31,9 +34,46 @@ pub struct ServeArgs {
     #[arg(long, env = "CALLHOOK_PURGE_GRACE", default_value = "30d", value_parser = super::parse_duration)]
     purge_grace: Duration,
 
-    /// On SIGINT/SIGTERM, how long in-flight requests may take before the server stops anyway.
+    /// On SIGINT/SIGTERM, how long in-flight requests and deliveries may take before the server
+    /// stops anyway (unfinished deliveries are sent again after the next start).
     #[arg(long, env = "CALLHOOK_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = super::parse_duration)]
     shutdown_timeout: Duration,
+
+    #[command(flatten)]
+    delivery: DeliveryArgs,
+}
+
+/// How deliveries are sent.
+#[derive(Debug, clap::Args)]
+struct DeliveryArgs {
+    /// Time allowed to connect to a webhook URL.
+    #[arg(long, env = "CALLHOOK_CONNECT_TIMEOUT", default_value = "3s", value_parser = super::parse_duration)]
+    connect_timeout: Duration,
+
+    /// Time allowed for the answer once the request is sent (and between reads of it).
+    #[arg(long, env = "CALLHOOK_RESPONSE_TIMEOUT", default_value = "2s", value_parser = super::parse_duration)]
+    response_timeout: Duration,
+
+    /// How many times a failed attempt is retried before the delivery fails.
+    #[arg(long, env = "CALLHOOK_RETRIES", default_value_t = 5)]
+    retries: u32,
+
+    /// Time between a failed attempt and its retry.
+    #[arg(long, env = "CALLHOOK_RETRY_INTERVAL", default_value = "10s", value_parser = super::parse_duration)]
+    retry_interval: Duration,
+
+    /// Delivery attempts in flight at once, overall.
+    #[arg(long, env = "CALLHOOK_CONCURRENCY", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    concurrency: u32,
+
+    /// Delivery attempts in flight at once for one webhook.
+    #[arg(long, env = "CALLHOOK_WEBHOOK_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    webhook_concurrency: u32,
+
+    /// Which addresses deliveries may reach: public (global addresses only), private (also private
+    /// and loopback, never link-local) or any. Default: private when listening on loopback, else public.
+    #[arg(long, env = "CALLHOOK_TARGETS", value_parser = ["public", "private", "any"])]
+    targets: Option<String>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -46,20 +86,51 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
+    let d = &args.delivery;
+    let targets = match &d.targets {
+        Some(name) => {
+            TargetPolicy::parse(name).context("--targets must be public, private or any")?
+        }
+        None => TargetPolicy::default_for(address.ip()),
+    };
+    let sender = Sender::new(ClientSettings {
+        connect_timeout: d.connect_timeout,
+        response_timeout: d.response_timeout,
+        targets,
+    })
+    .context("building the HTTP client")?;
     let signals = StopSignals::install().context("installing signal handlers")?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "callhook listening on http://{address}")?;
         out.flush()?;
     }
-    tracing::info!(%address, db = %args.db.display(), "serving");
+    tracing::info!(%address, db = %args.db.display(), targets = targets.as_str(), "serving");
 
     let shutdown = CancellationToken::new();
     tokio::spawn(signals.cancel_on_signal(shutdown.clone()));
+    let metrics = Arc::new(Metrics::new());
     let webhooks_changed = Arc::new(Notify::new());
-    let purge = tokio::spawn(housekeeping::purge_loop(
+    let delivery_wake = Arc::new(Notify::new());
+    let engine = Engine::new(
+        store.clone(),
+        sender,
+        EngineSettings {
+            retries: d.retries,
+            retry_interval: d.retry_interval,
+            concurrency: d.concurrency as usize,
+            webhook_concurrency: d.webhook_concurrency as usize,
+            lease: d.connect_timeout + d.response_timeout + LEASE_MARGIN,
+        },
+        delivery_wake.clone(),
+        metrics.clone(),
+    );
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(engine.run(shutdown.clone()));
+    background.spawn(housekeeping::run(
         store.clone(),
         webhooks_changed.clone(),
+        metrics.clone(),
         shutdown.clone(),
     ));
     let state = AppState {
@@ -67,23 +138,32 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         settings: Arc::new(ApiSettings {
             webhook_ttl: args.webhook_ttl,
             purge_grace: args.purge_grace,
+            targets,
         }),
         webhooks_changed,
+        delivery_wake,
+        metrics,
     };
-    let server = api::serve(listener, state, shutdown.clone());
+    let work = async {
+        let served = api::serve(listener, state, shutdown.clone()).await;
+        shutdown.cancel();
+        while background.join_next().await.is_some() {}
+        served
+    };
     let deadline = async {
         shutdown.cancelled().await;
         tokio::time::sleep(args.shutdown_timeout).await;
     };
     tokio::select! {
-        result = server => result.context("serving HTTP")?,
-        () = deadline => tracing::warn!("shutdown deadline passed; dropping requests still in flight"),
+        result = work => result.context("serving HTTP")?,
+        () = deadline => tracing::warn!("shutdown deadline passed; stopping with work in flight"),
     }
-    shutdown.cancel();
-    let _ = purge.await;
     tracing::info!("stopped");
     Ok(())
 }
+
+/// Leases outlast the longest attempt by this much.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
 /// Signal handlers, installed before the listening line is printed so that a signal arriving
 /// right after it is never met by the default action (which would kill the process uncleanly).

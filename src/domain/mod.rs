@@ -8,6 +8,7 @@ pub mod call;
 pub mod event;
 pub mod identity;
 pub mod report;
+pub mod target;
 pub mod time;
 pub mod validation;
 pub mod webhook;

@@ -10,8 +10,9 @@ use crate::domain::Timestamp;
 use crate::domain::call::{Applied, Call, CallState, Direction, TransitionError};
 use crate::domain::identity::{AccountProfile, Owner, Principal, Role, UserProfile};
 use crate::domain::report::CallReport;
-use crate::domain::webhook::Webhook;
+use crate::domain::webhook::{MetadataPolicy, Webhook};
 use async_trait::async_trait;
+use std::collections::HashMap;
 
 pub use sqlite::SqliteStore;
 
@@ -42,6 +43,8 @@ pub struct ApplyOutcome {
     pub applied: Applied,
     /// Deliveries queued for this event (one per live webhook of the call's user).
     pub deliveries: usize,
+    /// Deliveries recorded as skipped (webhooks of the user that are failed or expired).
+    pub skipped: usize,
 }
 
 /// A token to store. The secret itself is never stored, only its hash.
@@ -133,6 +136,76 @@ pub struct CallPage {
     pub size: u64,
 }
 
+/// A delivery claimed for sending: everything the sender needs, under a lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryJob {
+    /// Row number, to record the outcome.
+    pub seq: i64,
+    /// The `deliveryId`: the same on every attempt.
+    pub id: String,
+    pub webhook_id: String,
+    pub url: String,
+    /// The key to sign with, when the delivery must be signed (`HMAC_SHA256` and a non-empty key).
+    pub signing_key: Option<String>,
+    pub metadata_policy: MetadataPolicy,
+    /// This attempt's number, from 1.
+    pub attempt: u32,
+    /// The event, as canonical JSON.
+    pub event: String,
+}
+
+/// What to claim.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub now: Timestamp,
+    /// Claimed deliveries are not claimed again before this instant (unless released).
+    pub lease_until: Timestamp,
+    /// At most this many deliveries.
+    pub limit: usize,
+    /// At most this many deliveries in flight per webhook, counting `in_flight`.
+    pub per_webhook: usize,
+    /// Deliveries already in flight, per webhook id.
+    pub in_flight: HashMap<String, usize>,
+}
+
+/// Why an attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// `500 INTERNAL_SERVER_ERROR`, or a code such as `CONNECTION_REFUSED`.
+    pub code: String,
+    /// Status line and start of the body, or what went wrong.
+    pub message: String,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptEnd {
+    /// 2xx: the delivery is done and counts as one success.
+    Delivered,
+    /// Failed, to be tried again at `at`.
+    Retry { at: Timestamp },
+    /// Failed for the last time: counts as one failure and marks the webhook failed.
+    Failed(Failure),
+}
+
+/// The result of a replay request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    NoSuchWebhook,
+    /// The webhook is failed or expired: renew it first.
+    NotLive,
+    /// This many skipped deliveries were queued again.
+    Queued(u64),
+}
+
+/// How much is waiting to be delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backlog {
+    pub pending: u64,
+    /// When the oldest pending delivery was queued.
+    pub oldest: Option<Timestamp>,
+}
+
 /// Everything callhook keeps. Implementations must be safe to share between tasks.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -186,4 +259,34 @@ pub trait Store: Send + Sync + 'static {
     async fn list_calls(&self, owner: &Owner, page: &CallPage) -> Result<Vec<Call>, StoreError>;
     async fn count_calls(&self, owner: &Owner, filter: &CallFilter) -> Result<u64, StoreError>;
     async fn get_call(&self, owner: &Owner, id: &str) -> Result<Option<Call>, StoreError>;
+
+    // Deliveries (the outbox).
+    /// Releases the leases of deliveries that were in flight when a previous process stopped.
+    async fn release_leases(&self) -> Result<u64, StoreError>;
+    /// Claims due deliveries under a lease, oldest first, only the first pending delivery of each
+    /// (webhook, call) so that events of one call go out in order, and only for live webhooks.
+    /// Each claim counts one attempt.
+    async fn claim_deliveries(&self, claim: Claim) -> Result<Vec<DeliveryJob>, StoreError>;
+    /// Records how an attempt ended, with the webhook statistics that follow from it.
+    /// Returns how many other deliveries were skipped as a result (when the webhook failed).
+    async fn finish_attempt(
+        &self,
+        job: &DeliveryJob,
+        end: AttemptEnd,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
+    /// The earliest future retry time of a pending delivery.
+    async fn next_retry_at(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError>;
+    /// Marks pending deliveries of failed or expired webhooks as skipped; returns how many.
+    async fn skip_undeliverable(&self, now: Timestamp) -> Result<u64, StoreError>;
+    /// Queues the skipped deliveries of a live webhook again (those whose event happened at or
+    /// after `since`, if given).
+    async fn replay_skipped(
+        &self,
+        owner: &Owner,
+        webhook_id: &str,
+        since: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<Replay, StoreError>;
+    async fn backlog(&self) -> Result<Backlog, StoreError>;
 }

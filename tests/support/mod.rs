@@ -7,8 +7,10 @@
 
 #![allow(dead_code)]
 
+mod delivery;
 mod fixture;
 mod http;
+mod receiver;
 mod reports;
 mod waiting;
 mod webhooks;
@@ -16,9 +18,13 @@ mod wire;
 
 // Not every test binary uses every helper.
 #[allow(unused_imports)]
+pub use delivery::*;
+#[allow(unused_imports)]
 pub use fixture::*;
 #[allow(unused_imports)]
 pub use http::{Req, Resp};
+#[allow(unused_imports)]
+pub use receiver::*;
 #[allow(unused_imports)]
 pub use reports::*;
 #[allow(unused_imports)]
@@ -88,6 +94,8 @@ impl Server {
     }
 
     fn launch(dir: tempfile::TempDir, extra_args: &[&str], from_env: bool) -> Server {
+        // reqwest is built without a default TLS crypto provider (callhook installs ring).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(20))

@@ -1,13 +1,15 @@
 //! The embedded SQLite backend: one file in WAL mode, a group-committing writer thread
 //! ([`writer`]) and a small pool of reader connections.
 
+mod deliveries;
 mod errors;
 mod rows;
 pub mod schema;
 mod writer;
 
 use super::{
-    ApplyError, ApplyOutcome, CallFilter, CallPage, NewToken, SortKey, Store, StoreError, TokenInfo,
+    ApplyError, ApplyOutcome, AttemptEnd, Backlog, CallFilter, CallPage, Claim, DeliveryJob,
+    NewToken, Replay, SortKey, Store, StoreError, TokenInfo,
 };
 use crate::domain::Timestamp;
 use crate::domain::call::{self, Applied, Call};
@@ -166,13 +168,13 @@ fn sort_column(key: SortKey) -> &'static str {
 }
 
 /// Writes a call's new state, its event and the deliveries it causes (inside the writer's
-/// transaction). Returns how many deliveries were queued.
+/// transaction). Returns how many deliveries were queued and how many skipped.
 fn record_change(
     conn: &Connection,
     seq: Option<i64>,
     call: &Call,
     now: Timestamp,
-) -> rusqlite::Result<usize> {
+) -> rusqlite::Result<(usize, usize)> {
     let call_seq = match seq {
         Some(seq) => {
             conn.prepare_cached(
@@ -226,21 +228,14 @@ fn record_change(
         body
     ])?;
     let event_seq = conn.last_insert_rowid();
-    let webhooks: Vec<String> = conn
-        .prepare_cached(
-            "SELECT id FROM webhooks WHERE account_id = ?1 AND user_id = ?2 AND failed = 0 AND expire_at > ?3 ORDER BY seq",
-        )?
-        .query_map(params![call.account_id, call.user_id, now.millis()], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO deliveries (id, webhook_id, event_seq, call_seq, status, attempt, next_at, created_at) \
-         VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?5)",
-    )?;
-    for webhook_id in &webhooks {
-        let id = uuid::Uuid::new_v4().to_string();
-        insert.execute(params![id, webhook_id, event_seq, call_seq, now.millis()])?;
-    }
-    Ok(webhooks.len())
+    deliveries::queue(
+        conn,
+        &call.account_id,
+        &call.user_id,
+        call_seq,
+        event_seq,
+        now,
+    )
 }
 
 #[async_trait]
@@ -517,8 +512,8 @@ impl Store for SqliteStore {
                     || uuid::Uuid::new_v4().to_string(),
                     now,
                 )?;
-                let deliveries = match &applied {
-                    Applied::Repeated(_) => 0,
+                let (deliveries, skipped) = match &applied {
+                    Applied::Repeated(_) => (0, 0),
                     Applied::Changed(next) => {
                         record_change(c, seq, next, now).map_err(StoreError::from)?
                     }
@@ -526,6 +521,7 @@ impl Store for SqliteStore {
                 Ok(ApplyOutcome {
                     applied,
                     deliveries,
+                    skipped,
                 })
             })
             .await
@@ -572,6 +568,85 @@ impl Store for SqliteStore {
             .query_row(params![id, owner.account_id, owner.user_id], rows::call)
             .optional()
             .map(|found| found.map(|(_, call)| call))
+        })
+        .await
+    }
+
+    /// One SQLite file serves one process, so every lease left in it belongs to a process that
+    /// is gone.
+    async fn release_leases(&self) -> Result<u64, StoreError> {
+        self.write(|c| {
+            c.execute(
+                "UPDATE deliveries SET lease_until = NULL WHERE status = 'pending' AND lease_until IS NOT NULL",
+                [],
+            )
+            .map(|n| n as u64)
+        })
+        .await
+    }
+
+    async fn claim_deliveries(&self, claim: Claim) -> Result<Vec<DeliveryJob>, StoreError> {
+        self.write(move |c| deliveries::claim(c, &claim)).await
+    }
+
+    async fn finish_attempt(
+        &self,
+        job: &DeliveryJob,
+        end: AttemptEnd,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let job = job.clone();
+        self.write(move |c| deliveries::finish(c, &job, &end, now))
+            .await
+    }
+
+    async fn next_retry_at(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT MIN(next_at) FROM deliveries WHERE status = 'pending' AND next_at > ?1",
+            )?
+            .query_row([now.millis()], |r| r.get(0))
+        })
+        .await
+    }
+
+    async fn skip_undeliverable(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.write(move |c| deliveries::skip_undeliverable(c, now))
+            .await
+    }
+
+    async fn replay_skipped(
+        &self,
+        owner: &Owner,
+        webhook_id: &str,
+        since: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<Replay, StoreError> {
+        let (owner, webhook_id) = (owner.clone(), webhook_id.to_string());
+        self.write(move |c| {
+            deliveries::replay(
+                c,
+                &owner.account_id,
+                &owner.user_id,
+                &webhook_id,
+                since,
+                now,
+            )
+        })
+        .await
+    }
+
+    async fn backlog(&self) -> Result<Backlog, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT COUNT(*), MIN(created_at) FROM deliveries WHERE status = 'pending'",
+            )?
+            .query_row([], |r| {
+                Ok(Backlog {
+                    pending: r.get::<_, i64>(0)? as u64,
+                    oldest: r.get(1)?,
+                })
+            })
         })
         .await
     }

@@ -1,0 +1,197 @@
+//! The engine loop: claim what is due, send each delivery in its own task (bounded overall and per
+//! webhook), record how it ended, and sleep until woken (new deliveries, a finished attempt, a
+//! renewal) or until the next retry is due. Never a sleep-poll.
+
+use super::client::Sender;
+use super::retry::{AfterFailure, after_failure};
+use crate::domain::Timestamp;
+use crate::metrics::{Metrics, Outcome};
+use crate::store::{AttemptEnd, Claim, DeliveryJob, Store, StoreError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Engine settings.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineSettings {
+    /// Retries after a failed attempt.
+    pub retries: u32,
+    pub retry_interval: Duration,
+    /// Attempts in flight at once, overall.
+    pub concurrency: usize,
+    /// Attempts in flight at once for one webhook.
+    pub webhook_concurrency: usize,
+    /// How long a claimed delivery stays claimed if its outcome is never recorded.
+    pub lease: Duration,
+}
+
+/// Most deliveries claimed in one go.
+const CLAIM_BATCH: usize = 256;
+/// The longest the loop sleeps without being woken, as a backstop.
+const BACKSTOP: Duration = Duration::from_secs(5);
+/// Wait after a storage failure.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// The delivery engine. Share it with `Arc`.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    sender: Sender,
+    settings: EngineSettings,
+    wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
+    slots: Arc<Semaphore>,
+    in_flight: Mutex<HashMap<String, usize>>,
+    tasks: TaskTracker,
+}
+
+impl Engine {
+    /// `wake` is notified by whoever queues deliveries or makes webhooks live again.
+    pub fn new(
+        store: Arc<dyn Store>,
+        sender: Sender,
+        settings: EngineSettings,
+        wake: Arc<Notify>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Engine> {
+        Arc::new(Engine {
+            store,
+            sender,
+            slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            settings,
+            wake,
+            metrics,
+            in_flight: Mutex::new(HashMap::new()),
+            tasks: TaskTracker::new(),
+        })
+    }
+
+    /// Runs until `shutdown`, then waits for the attempts in flight to end.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        match self.store.release_leases().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                released = n,
+                "resuming deliveries left in flight by the previous run"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not release old leases"),
+        }
+        loop {
+            let wait = match self.step().await {
+                Ok(next) => next.map_or(BACKSTOP, |t| {
+                    Duration::from_millis(t.since(Timestamp::now()) as u64)
+                }),
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming deliveries failed; will retry");
+                    STORE_RETRY
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(wait.min(BACKSTOP)) => {}
+            }
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    /// One step: claims every due delivery there is room for and starts sending it. Returns when
+    /// the next retry falls due (if any). Attempts run on after it returns.
+    pub async fn step(self: &Arc<Self>) -> Result<Option<Timestamp>, StoreError> {
+        loop {
+            let free = self.slots.available_permits();
+            if free == 0 {
+                break;
+            }
+            let limit = free.min(CLAIM_BATCH);
+            let now = Timestamp::now();
+            let in_flight = self.in_flight.lock().map(|m| m.clone()).unwrap_or_default();
+            let jobs = self
+                .store
+                .claim_deliveries(Claim {
+                    now,
+                    lease_until: now.plus(self.settings.lease),
+                    limit,
+                    per_webhook: self.settings.webhook_concurrency.max(1),
+                    in_flight,
+                })
+                .await?;
+            let claimed = jobs.len();
+            for job in jobs {
+                self.start(job);
+            }
+            if claimed < limit {
+                break;
+            }
+        }
+        self.store.next_retry_at(Timestamp::now()).await
+    }
+
+    fn start(self: &Arc<Self>, job: DeliveryJob) {
+        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+            // Cannot happen: claims never exceed the free slots. The lease runs out and the
+            // delivery is claimed again.
+            tracing::error!(delivery = %job.id, "no free slot for a claimed delivery");
+            return;
+        };
+        if let Ok(mut m) = self.in_flight.lock() {
+            *m.entry(job.webhook_id.clone()).or_insert(0) += 1;
+        }
+        let engine = self.clone();
+        self.tasks.spawn(async move {
+            engine.attempt(&job).await;
+            drop(permit);
+            engine.finished(&job.webhook_id);
+            engine.wake.notify_one();
+        });
+    }
+
+    /// Frees the per-webhook slot of a finished attempt.
+    fn finished(&self, webhook_id: &str) {
+        let Ok(mut in_flight) = self.in_flight.lock() else {
+            return;
+        };
+        if let Some(n) = in_flight.get_mut(webhook_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                in_flight.remove(webhook_id);
+            }
+        }
+    }
+
+    async fn attempt(&self, job: &DeliveryJob) {
+        let started = Instant::now();
+        let result = self.sender.send(job).await;
+        let took = started.elapsed();
+        let now = Timestamp::now();
+        let (end, outcome) = match result {
+            Ok(()) => {
+                tracing::debug!(webhook = %job.webhook_id, delivery = %job.id, attempt = job.attempt,
+                    latency_ms = took.as_millis() as u64, "delivered");
+                (AttemptEnd::Delivered, Outcome::Delivered)
+            }
+            Err(failure) => {
+                let s = &self.settings;
+                let next = after_failure(job.attempt, s.retries, s.retry_interval, now);
+                tracing::warn!(webhook = %job.webhook_id, delivery = %job.id, attempt = job.attempt,
+                    latency_ms = took.as_millis() as u64, code = %failure.code, error = %failure.message,
+                    final_attempt = next == AfterFailure::GiveUp, "delivery attempt failed");
+                match next {
+                    AfterFailure::RetryAt(at) => (AttemptEnd::Retry { at }, Outcome::Retried),
+                    AfterFailure::GiveUp => (AttemptEnd::Failed(failure), Outcome::Failed),
+                }
+            }
+        };
+        self.metrics.attempt(outcome, took);
+        match self.store.finish_attempt(job, end, now).await {
+            Ok(skipped) => self.metrics.skipped(skipped),
+            // The lease runs out (or the next start releases it) and the delivery is sent again.
+            Err(e) => {
+                tracing::error!(delivery = %job.id, error = %e, "recording a delivery outcome failed")
+            }
+        }
+    }
+}

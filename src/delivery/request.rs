@@ -1,0 +1,193 @@
+//! What a delivery sends and how a failed answer is described: pure functions over a
+//! [`DeliveryJob`], no I/O.
+
+use crate::domain::webhook::MetadataPolicy;
+use crate::signing;
+use crate::store::{DeliveryJob, Failure};
+use serde::Serialize;
+
+/// The body and the extra headers of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub body: String,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Metadata<'a> {
+    attempt: u32,
+    delivery_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature: Option<&'a str>,
+    webhook_id: &'a str,
+}
+
+/// Builds the request of `job` under its webhook's metadata policy.
+pub fn build(job: &DeliveryJob) -> Outgoing {
+    let signature = job
+        .signing_key
+        .as_deref()
+        .map(|key| signing::sign_canonical(key, &job.event));
+    match job.metadata_policy {
+        MetadataPolicy::None => Outgoing {
+            body: format!("{{\"event\":{}}}", job.event),
+            headers: Vec::new(),
+        },
+        MetadataPolicy::Header => {
+            let mut headers = Vec::with_capacity(4);
+            if let Some(signature) = signature {
+                headers.push(("X-VON-Signature", signature));
+            }
+            headers.push(("X-VON-Webhook-Id", job.webhook_id.clone()));
+            headers.push(("X-VON-Delivery-Id", job.id.clone()));
+            headers.push(("X-VON-Attempt", job.attempt.to_string()));
+            Outgoing {
+                body: format!("{{\"event\":{}}}", job.event),
+                headers,
+            }
+        }
+        MetadataPolicy::Body => {
+            let metadata = Metadata {
+                attempt: job.attempt,
+                delivery_id: &job.id,
+                signature: signature.as_deref(),
+                webhook_id: &job.webhook_id,
+            };
+            // Serialising a struct of strings and a number cannot fail.
+            let metadata = serde_json::to_string(&metadata).unwrap_or_default();
+            Outgoing {
+                body: format!("{{\"event\":{},\"metadata\":{metadata}}}", job.event),
+                headers: Vec::new(),
+            }
+        }
+    }
+}
+
+/// How much of an error body goes into `lastErrorMessage`.
+pub const BODY_EXCERPT: usize = 200;
+
+/// Describes a non-2xx answer as VIS does: `lastHttpErrorCode` `500 INTERNAL_SERVER_ERROR`, and
+/// `lastErrorMessage` `500 INTERNAL SERVER ERROR: [<start of body>... (19777 bytes)]`.
+/// `total` is the full body size (`None`: larger than could be read).
+pub fn http_failure(
+    status: u16,
+    reason: Option<&str>,
+    excerpt: &[u8],
+    total: Option<usize>,
+) -> Failure {
+    let reason = reason.unwrap_or("UNKNOWN").to_uppercase();
+    let shown = &excerpt[..excerpt.len().min(BODY_EXCERPT)];
+    let mut text = String::from_utf8_lossy(shown).into_owned();
+    // A cut through a multi-byte character leaves a replacement character at the end: drop it.
+    if shown.len() < excerpt.len() && text.ends_with('\u{FFFD}') {
+        text.pop();
+    }
+    let cut = match total {
+        Some(n) if n > shown.len() => format!("... ({n} bytes)"),
+        Some(_) => String::new(),
+        None => format!("... (more than {} bytes)", excerpt.len()),
+    };
+    Failure {
+        code: format!("{status} {}", reason.replace(' ', "_")),
+        message: format!("{status} {reason}: [{text}{cut}]"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(policy: MetadataPolicy, key: Option<&str>) -> DeliveryJob {
+        DeliveryJob {
+            seq: 1,
+            id: "d-1".into(),
+            webhook_id: "w-1".into(),
+            url: "http://localhost/webhook".into(),
+            signing_key: key.map(str::to_string),
+            metadata_policy: policy,
+            attempt: 2,
+            event: r#"{"id":"c1","state":"RINGING"}"#.into(),
+        }
+    }
+
+    #[test]
+    fn none_sends_the_bare_event() {
+        let out = build(&job(MetadataPolicy::None, Some("k")));
+        assert_eq!(out.body, r#"{"event":{"id":"c1","state":"RINGING"}}"#);
+        assert!(out.headers.is_empty());
+    }
+
+    #[test]
+    fn header_policy_adds_the_four_headers() {
+        let out = build(&job(MetadataPolicy::Header, Some("k")));
+        let names: Vec<_> = out.headers.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "X-VON-Signature",
+                "X-VON-Webhook-Id",
+                "X-VON-Delivery-Id",
+                "X-VON-Attempt"
+            ]
+        );
+        assert_eq!(
+            out.headers[0].1,
+            signing::sign_canonical("k", r#"{"id":"c1","state":"RINGING"}"#)
+        );
+        assert_eq!(out.headers[3].1, "2");
+        let unsigned = build(&job(MetadataPolicy::Header, None));
+        assert_eq!(unsigned.headers.len(), 3);
+    }
+
+    #[test]
+    fn body_policy_carries_metadata_with_sorted_keys() {
+        let out = build(&job(MetadataPolicy::Body, None));
+        assert_eq!(
+            out.body,
+            r#"{"event":{"id":"c1","state":"RINGING"},"metadata":{"attempt":2,"deliveryId":"d-1","webhookId":"w-1"}}"#
+        );
+    }
+
+    #[test]
+    fn http_failures_read_like_the_seed() {
+        let body = vec![b'x'; 19_777];
+        let f = http_failure(
+            500,
+            Some("Internal Server Error"),
+            &body[..1024],
+            Some(19_777),
+        );
+        assert_eq!(f.code, "500 INTERNAL_SERVER_ERROR");
+        assert_eq!(
+            f.message,
+            format!(
+                "500 INTERNAL SERVER ERROR: [{}... (19777 bytes)]",
+                "x".repeat(200)
+            )
+        );
+        let short = http_failure(404, Some("Not Found"), b"nope", Some(4));
+        assert_eq!(
+            (short.code.as_str(), short.message.as_str()),
+            ("404 NOT_FOUND", "404 NOT FOUND: [nope]")
+        );
+    }
+
+    #[test]
+    fn excerpts_never_split_a_character() {
+        let body = format!("a{}", "é".repeat(150)); // 301 bytes; byte 200 is inside an é
+        let f = http_failure(
+            500,
+            Some("Internal Server Error"),
+            body.as_bytes(),
+            Some(301),
+        );
+        assert!(!f.message.contains('\u{FFFD}'), "{}", f.message);
+        assert!(
+            f.message
+                .ends_with(&format!("{}... (301 bytes)]", "é".repeat(99))),
+            "{}",
+            f.message
+        );
+    }
+}

@@ -1,0 +1,208 @@
+//! The outbox in SQLite: queuing deliveries with a call event, claiming them under leases in
+//! per-(webhook, call) order, recording outcomes and webhook statistics, skipping and replaying.
+//! Every function runs on the writer's connection, inside its transaction.
+
+use crate::domain::Timestamp;
+use crate::domain::webhook::{MetadataPolicy, SigningAlgo};
+use crate::store::{AttemptEnd, Claim, DeliveryJob, Replay};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Queues one delivery of event `event_seq` per webhook of the call's user: `pending` for live
+/// webhooks, `skipped` for failed or expired ones. Returns how many are pending and skipped.
+pub(super) fn queue(
+    c: &Connection,
+    account_id: &str,
+    user_id: &str,
+    call_seq: i64,
+    event_seq: i64,
+    now: Timestamp,
+) -> rusqlite::Result<(usize, usize)> {
+    let webhooks: Vec<(String, bool)> = c
+        .prepare_cached(
+            "SELECT id, failed = 0 AND expire_at > ?3 FROM webhooks \
+             WHERE account_id = ?1 AND user_id = ?2 ORDER BY seq",
+        )?
+        .query_map(params![account_id, user_id, now.millis()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut insert = c.prepare_cached(
+        "INSERT INTO deliveries (id, webhook_id, event_seq, call_seq, status, attempt, next_at, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6)",
+    )?;
+    let mut pending = 0;
+    for (webhook_id, live) in &webhooks {
+        let status = if *live { "pending" } else { "skipped" };
+        pending += usize::from(*live);
+        let id = uuid::Uuid::new_v4().to_string();
+        insert.execute(params![
+            id,
+            webhook_id,
+            event_seq,
+            call_seq,
+            status,
+            now.millis()
+        ])?;
+    }
+    Ok((pending, webhooks.len() - pending))
+}
+
+/// Candidates scanned per claimed delivery, to find enough that fit under the per-webhook cap.
+const SCAN_FACTOR: usize = 4;
+
+pub(super) fn claim(c: &Connection, claim: &Claim) -> rusqlite::Result<Vec<DeliveryJob>> {
+    let now = claim.now.millis();
+    let mut candidates = c.prepare_cached(
+        "SELECT d.seq, d.id, d.webhook_id, w.url, w.signing_algo, w.signing_key, w.metadata_policy, \
+                d.attempt, e.body \
+         FROM deliveries d \
+         JOIN webhooks w ON w.id = d.webhook_id \
+         JOIN call_events e ON e.seq = d.event_seq \
+         WHERE d.status = 'pending' AND d.next_at <= ?1 \
+           AND (d.lease_until IS NULL OR d.lease_until <= ?1) \
+           AND w.failed = 0 AND w.expire_at > ?1 \
+           AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.webhook_id = d.webhook_id \
+                           AND p.call_seq = d.call_seq AND p.status = 'pending' AND p.seq < d.seq) \
+         ORDER BY d.next_at, d.seq LIMIT ?2",
+    )?;
+    let scan = claim.limit.saturating_mul(SCAN_FACTOR) as i64;
+    let mut rows = candidates.query(params![now, scan])?;
+    let mut per_webhook = claim.in_flight.clone();
+    let mut jobs = Vec::new();
+    while let Some(r) = rows.next()? {
+        if jobs.len() >= claim.limit {
+            break;
+        }
+        let webhook_id: String = r.get(2)?;
+        let count = per_webhook.entry(webhook_id.clone()).or_insert(0);
+        if *count >= claim.per_webhook {
+            continue;
+        }
+        *count += 1;
+        let algo: String = r.get(4)?;
+        let key: Option<String> = r.get(5)?;
+        let signing_key = key.filter(|k| {
+            !k.is_empty() && SigningAlgo::parse(&algo) == Some(SigningAlgo::HmacSha256)
+        });
+        let policy: String = r.get(6)?;
+        let previous: u32 = r.get(7)?;
+        jobs.push(DeliveryJob {
+            seq: r.get(0)?,
+            id: r.get(1)?,
+            webhook_id,
+            url: r.get(3)?,
+            signing_key,
+            metadata_policy: MetadataPolicy::parse(&policy).unwrap_or(MetadataPolicy::None),
+            attempt: previous + 1,
+            event: r.get(8)?,
+        });
+    }
+    drop(rows);
+    let mut lease = c.prepare_cached(
+        "UPDATE deliveries SET lease_until = ?2, attempt = attempt + 1 WHERE seq = ?1",
+    )?;
+    for job in &jobs {
+        lease.execute(params![job.seq, claim.lease_until.millis()])?;
+    }
+    Ok(jobs)
+}
+
+pub(super) fn finish(
+    c: &Connection,
+    job: &DeliveryJob,
+    end: &AttemptEnd,
+    now: Timestamp,
+) -> rusqlite::Result<u64> {
+    let mut skipped = 0;
+    match end {
+        AttemptEnd::Delivered => {
+            c.prepare_cached(
+                "UPDATE deliveries SET status = 'delivered', lease_until = NULL WHERE seq = ?1",
+            )?
+            .execute([job.seq])?;
+            c.prepare_cached(
+                "UPDATE webhooks SET total_attempts = total_attempts + 1, \
+                 total_successes = total_successes + 1, last_success = ?2 WHERE id = ?1",
+            )?
+            .execute(params![job.webhook_id, now.millis()])?;
+        }
+        AttemptEnd::Retry { at } => {
+            // A webhook that failed meanwhile (through another delivery) gets no retries.
+            let live: bool = c
+                .prepare_cached("SELECT failed = 0 FROM webhooks WHERE id = ?1")?
+                .query_row([&job.webhook_id], |r| r.get(0))
+                .optional()?
+                .unwrap_or(false);
+            let status = if live { "pending" } else { "skipped" };
+            skipped = u64::from(!live);
+            c.prepare_cached(
+                "UPDATE deliveries SET status = ?2, next_at = ?3, lease_until = NULL WHERE seq = ?1",
+            )?
+            .execute(params![job.seq, status, at.millis()])?;
+        }
+        AttemptEnd::Failed(failure) => {
+            c.prepare_cached(
+                "UPDATE deliveries SET status = 'failed', lease_until = NULL WHERE seq = ?1",
+            )?
+            .execute([job.seq])?;
+            c.prepare_cached(
+                "UPDATE webhooks SET total_attempts = total_attempts + 1, \
+                 total_failures = total_failures + 1, failed = 1, last_failure = ?2, \
+                 last_http_error_code = ?3, last_error_message = ?4 WHERE id = ?1",
+            )?
+            .execute(params![
+                job.webhook_id,
+                now.millis(),
+                failure.code,
+                failure.message
+            ])?;
+            skipped = c
+                .prepare_cached(
+                    "UPDATE deliveries SET status = 'skipped', lease_until = NULL \
+                     WHERE webhook_id = ?1 AND status = 'pending' AND lease_until IS NULL",
+                )?
+                .execute([&job.webhook_id])? as u64;
+        }
+    }
+    Ok(skipped)
+}
+
+pub(super) fn skip_undeliverable(c: &Connection, now: Timestamp) -> rusqlite::Result<u64> {
+    let n = c.execute(
+        "UPDATE deliveries SET status = 'skipped' WHERE status = 'pending' AND lease_until IS NULL \
+         AND webhook_id IN (SELECT id FROM webhooks WHERE failed = 1 OR expire_at <= ?1)",
+        [now.millis()],
+    )?;
+    Ok(n as u64)
+}
+
+pub(super) fn replay(
+    c: &Connection,
+    account_id: &str,
+    user_id: &str,
+    webhook_id: &str,
+    since: Option<Timestamp>,
+    now: Timestamp,
+) -> rusqlite::Result<Replay> {
+    let live: Option<bool> = c
+        .query_row(
+            "SELECT failed = 0 AND expire_at > ?4 FROM webhooks \
+             WHERE id = ?1 AND account_id = ?2 AND user_id = ?3",
+            params![webhook_id, account_id, user_id, now.millis()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match live {
+        None => Ok(Replay::NoSuchWebhook),
+        Some(false) => Ok(Replay::NotLive),
+        Some(true) => {
+            let n = c.execute(
+                "UPDATE deliveries SET status = 'pending', attempt = 0, next_at = ?2, lease_until = NULL \
+                 WHERE webhook_id = ?1 AND status = 'skipped' \
+                 AND event_seq IN (SELECT seq FROM call_events WHERE at >= ?3)",
+                params![webhook_id, now.millis(), since.map_or(i64::MIN, Timestamp::millis)],
+            )?;
+            Ok(Replay::Queued(n as u64))
+        }
+    }
+}
