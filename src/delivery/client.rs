@@ -107,7 +107,9 @@ impl Sender {
             .dns_resolver(Arc::new(PolicyResolver(targets)))
             .no_proxy()
             .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
+            // Below the 5 s keep-alive timeout of Node.js servers, so an idle connection is not reused
+            // just as the receiver closes it.
+            .pool_idle_timeout(Duration::from_secs(4))
             .build()?;
         Ok(Sender { client, targets })
     }
