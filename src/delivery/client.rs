@@ -2,7 +2,7 @@
 //! the target-address policy checked on every address actually dialled (after DNS, and on IP
 //! literals in the URL and in redirects), no proxies, capped reading of answers, keep-alive pools.
 
-use super::request::{self, BODY_EXCERPT};
+use super::request::{self, BODY_EXCERPT, BodySize};
 use crate::domain::target::TargetPolicy;
 use crate::store::{DeliveryJob, Failure};
 use std::error::Error as StdError;
@@ -147,6 +147,7 @@ impl Sender {
             }
             return Ok(());
         }
+        let declared = response.content_length();
         let mut excerpt = Vec::new();
         let mut total = 0usize;
         let complete = loop {
@@ -164,11 +165,16 @@ impl Sender {
                 Err(_) => break false,
             }
         };
+        let size = match (complete, declared) {
+            (true, _) => BodySize::Exact(total),
+            (false, Some(n)) => BodySize::Exact(n as usize),
+            (false, None) => BodySize::AtLeast(total),
+        };
         Err(request::http_failure(
             status.as_u16(),
             status.canonical_reason(),
             &excerpt,
-            complete.then_some(total),
+            size,
         ))
     }
 }

@@ -175,7 +175,8 @@ impl Engine {
             }
             Err(failure) => {
                 let s = &self.settings;
-                let next = after_failure(job.attempt, s.retries, s.retry_interval, now);
+                let attempt = job.attempt - job.replayed_after.min(job.attempt);
+                let next = after_failure(attempt, s.retries, s.retry_interval, now);
                 tracing::warn!(webhook = %job.webhook_id, delivery = %job.id, attempt = job.attempt,
                     latency_ms = took.as_millis() as u64, code = %failure.code, error = %failure.message,
                     final_attempt = next == AfterFailure::GiveUp, "delivery attempt failed");

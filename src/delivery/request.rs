@@ -67,15 +67,17 @@ pub fn build(job: &DeliveryJob) -> Outgoing {
 /// How much of an error body goes into `lastErrorMessage`.
 pub const BODY_EXCERPT: usize = 200;
 
+/// How big an error body was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodySize {
+    Exact(usize),
+    /// Only this much was read, and there was more.
+    AtLeast(usize),
+}
+
 /// Describes a non-2xx answer as VIS does: `lastHttpErrorCode` `500 INTERNAL_SERVER_ERROR`, and
 /// `lastErrorMessage` `500 INTERNAL SERVER ERROR: [<start of body>... (19777 bytes)]`.
-/// `total` is the full body size (`None`: larger than could be read).
-pub fn http_failure(
-    status: u16,
-    reason: Option<&str>,
-    excerpt: &[u8],
-    total: Option<usize>,
-) -> Failure {
+pub fn http_failure(status: u16, reason: Option<&str>, excerpt: &[u8], total: BodySize) -> Failure {
     let reason = reason.unwrap_or("UNKNOWN").to_uppercase();
     let shown = &excerpt[..excerpt.len().min(BODY_EXCERPT)];
     let mut text = String::from_utf8_lossy(shown).into_owned();
@@ -84,9 +86,9 @@ pub fn http_failure(
         text.pop();
     }
     let cut = match total {
-        Some(n) if n > shown.len() => format!("... ({n} bytes)"),
-        Some(_) => String::new(),
-        None => format!("... (more than {} bytes)", excerpt.len()),
+        BodySize::Exact(n) if n > shown.len() => format!("... ({n} bytes)"),
+        BodySize::Exact(_) => String::new(),
+        BodySize::AtLeast(n) => format!("... (more than {n} bytes)"),
     };
     Failure {
         code: format!("{status} {}", reason.replace(' ', "_")),
@@ -107,6 +109,7 @@ mod tests {
             signing_key: key.map(str::to_string),
             metadata_policy: policy,
             attempt: 2,
+            replayed_after: 0,
             event: r#"{"id":"c1","state":"RINGING"}"#.into(),
         }
     }
@@ -156,7 +159,7 @@ mod tests {
             500,
             Some("Internal Server Error"),
             &body[..1024],
-            Some(19_777),
+            BodySize::Exact(19_777),
         );
         assert_eq!(f.code, "500 INTERNAL_SERVER_ERROR");
         assert_eq!(
@@ -166,7 +169,7 @@ mod tests {
                 "x".repeat(200)
             )
         );
-        let short = http_failure(404, Some("Not Found"), b"nope", Some(4));
+        let short = http_failure(404, Some("Not Found"), b"nope", BodySize::Exact(4));
         assert_eq!(
             (short.code.as_str(), short.message.as_str()),
             ("404 NOT_FOUND", "404 NOT FOUND: [nope]")
@@ -180,7 +183,7 @@ mod tests {
             500,
             Some("Internal Server Error"),
             body.as_bytes(),
-            Some(301),
+            BodySize::Exact(301),
         );
         assert!(!f.message.contains('\u{FFFD}'), "{}", f.message);
         assert!(

@@ -148,8 +148,10 @@ pub struct DeliveryJob {
     /// The key to sign with, when the delivery must be signed (`HMAC_SHA256` and a non-empty key).
     pub signing_key: Option<String>,
     pub metadata_policy: MetadataPolicy,
-    /// This attempt's number, from 1.
+    /// This attempt's number, from 1; it keeps counting across replays.
     pub attempt: u32,
+    /// Attempts made before the delivery was last replayed: the retry budget counts from there.
+    pub replayed_after: u32,
     /// The event, as canonical JSON.
     pub event: String,
 }

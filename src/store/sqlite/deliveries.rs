@@ -54,7 +54,7 @@ pub(super) fn claim(c: &Connection, claim: &Claim) -> rusqlite::Result<Vec<Deliv
     let now = claim.now.millis();
     let mut candidates = c.prepare_cached(
         "SELECT d.seq, d.id, d.webhook_id, w.url, w.signing_algo, w.signing_key, w.metadata_policy, \
-                d.attempt, e.body \
+                d.attempt, e.body, d.replayed_after \
          FROM deliveries d \
          JOIN webhooks w ON w.id = d.webhook_id \
          JOIN call_events e ON e.seq = d.event_seq \
@@ -94,6 +94,7 @@ pub(super) fn claim(c: &Connection, claim: &Claim) -> rusqlite::Result<Vec<Deliv
             signing_key,
             metadata_policy: MetadataPolicy::parse(&policy).unwrap_or(MetadataPolicy::None),
             attempt: previous + 1,
+            replayed_after: r.get(9)?,
             event: r.get(8)?,
         });
     }
@@ -197,7 +198,7 @@ pub(super) fn replay(
         Some(false) => Ok(Replay::NotLive),
         Some(true) => {
             let n = c.execute(
-                "UPDATE deliveries SET status = 'pending', attempt = 0, next_at = ?2, lease_until = NULL \
+                "UPDATE deliveries SET status = 'pending', replayed_after = attempt, next_at = ?2, lease_until = NULL \
                  WHERE webhook_id = ?1 AND status = 'skipped' \
                  AND event_seq IN (SELECT seq FROM call_events WHERE at >= ?3)",
                 params![webhook_id, now.millis(), since.map_or(i64::MIN, Timestamp::millis)],

@@ -5,7 +5,8 @@ use rusqlite::Connection;
 
 /// Migration `i` moves the schema from version `i` to `i + 1`. Append only; never edit one that
 /// has shipped.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE accounts (
     id          TEXT PRIMARY KEY,
     name        TEXT,
@@ -110,7 +111,12 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_due ON deliveries (status, next_at);
 CREATE INDEX deliveries_webhook ON deliveries (webhook_id, call_seq, seq);
-"#];
+"#,
+    // Replays keep counting attempts; the retry budget starts again after `replayed_after` attempts.
+    r#"
+ALTER TABLE deliveries ADD COLUMN replayed_after INTEGER NOT NULL DEFAULT 0;
+"#,
+];
 
 /// The schema version this build writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
