@@ -9,8 +9,10 @@
 //! - [`api`]: the HTTP surface (VIS routes, ingestion, health, OpenAPI), thin axum handlers over the
 //!   store trait. Depends on `domain` and `store` (the trait, never a backend).
 //! - [`housekeeping`]: background jobs over the store trait (purging expired webhooks).
+//! - [`bench`]: `callhook bench`: drives a real `serve` over HTTP; depends on nothing internal.
 //! - [`cli`]: clap commands; `cli::serve` is the composition root that wires concrete types.
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod delivery;
 pub mod domain;

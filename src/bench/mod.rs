@@ -133,17 +133,21 @@ struct PhaseRun {
 /// Runs the whole bench. The `serve` child and its directory are gone when this returns, also
 /// on error.
 pub async fn run(settings: &Settings) -> Result<Report, BenchError> {
+    let machine = Machine::this();
     let client = load::client()?;
     let receiver = Receiver::start().await?;
     let mut ledger = Ledger::default();
     let calls = settings.events.div_ceil(3).max(1) as u32;
 
-    tracing::info!(events = calls * 3, "baseline: posting straight to the receiver");
-    let sink = Sink::Direct {
-        webhooks: (0..settings.users)
-            .map(|u| receiver.webhook_url(u).parse().expect("a valid URL"))
-            .collect(),
-    };
+    tracing::info!(
+        events = calls * 3,
+        "baseline: posting straight to the receiver"
+    );
+    let webhooks = (0..settings.users)
+        .map(|u| receiver.webhook_url(u).parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e| BenchError::Setup(format!("the receiver's address is not a URL: {e}")))?;
+    let sink = Sink::Direct { webhooks };
     let mark = Mark::now(&receiver, None);
     let driven = load::closed_loop(
         &client,
@@ -154,7 +158,15 @@ pub async fn run(settings: &Settings) -> Result<Report, BenchError> {
         settings.concurrency,
     )
     .await;
-    let baseline = settle_phase(Phase::Baseline, driven, mark, &mut ledger, &receiver, settings).await;
+    let baseline = settle_phase(
+        Phase::Baseline,
+        driven,
+        mark,
+        &mut ledger,
+        &receiver,
+        settings,
+    )
+    .await;
 
     let platform = Platform::start(&settings.exe, &settings.serve_args).await?;
     tracing::info!(url = platform.base_url(), "serve started");
@@ -170,8 +182,11 @@ pub async fn run(settings: &Settings) -> Result<Report, BenchError> {
     let checked = ledger.check(&arrivals);
     let phase = |p: Phase| checked.phases.get(&p).cloned().unwrap_or_default();
     let baseline = Throughput::measure(&baseline.driven, &phase(Phase::Baseline), baseline.cpu);
-    let mut end_to_end =
-        Throughput::measure(&throughput.driven, &phase(Phase::Throughput), throughput.cpu);
+    let mut end_to_end = Throughput::measure(
+        &throughput.driven,
+        &phase(Phase::Throughput),
+        throughput.cpu,
+    );
     if baseline.events_per_second > 0.0 {
         end_to_end.ratio_to_baseline =
             Some(end_to_end.events_per_second / baseline.events_per_second);
@@ -186,7 +201,11 @@ pub async fn run(settings: &Settings) -> Result<Report, BenchError> {
     let failures = verification.failures();
     Ok(Report {
         callhook_version: env!("CARGO_PKG_VERSION"),
-        build: if cfg!(debug_assertions) { "debug" } else { "release" },
+        build: if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
         passed: failures.is_empty(),
         failures,
         settings: SettingsEcho {
@@ -199,7 +218,7 @@ pub async fn run(settings: &Settings) -> Result<Report, BenchError> {
             latency_seconds: settings.latency_duration.as_secs_f64(),
             serve_args: settings.serve_args.clone(),
         },
-        machine: Machine::this(),
+        machine,
         baseline,
         throughput: end_to_end,
         latency,
@@ -244,7 +263,11 @@ async fn platform_phases(
     });
 
     let calls = settings.events.div_ceil(3).max(1) as u32;
-    tracing::info!(events = calls * 3, concurrency = settings.concurrency, "throughput: ingesting whole calls");
+    tracing::info!(
+        events = calls * 3,
+        concurrency = settings.concurrency,
+        "throughput: ingesting whole calls"
+    );
     let mark = Mark::now(receiver, Some(platform.pid()));
     let driven = load::closed_loop(
         client,
@@ -255,12 +278,17 @@ async fn platform_phases(
         settings.concurrency,
     )
     .await;
-    let throughput = settle_phase(Phase::Throughput, driven, mark, ledger, receiver, settings).await;
+    let throughput =
+        settle_phase(Phase::Throughput, driven, mark, ledger, receiver, settings).await;
 
     let calls = ((settings.rate * settings.latency_duration.as_secs_f64()) / 3.0)
         .round()
         .max(1.0) as u32;
-    tracing::info!(rate = settings.rate, events = calls * 3, "latency: ingesting at a fixed rate");
+    tracing::info!(
+        rate = settings.rate,
+        events = calls * 3,
+        "latency: ingesting at a fixed rate"
+    );
     let mark = Mark::now(receiver, Some(platform.pid()));
     let driven = load::open_loop(
         client,
@@ -307,9 +335,19 @@ async fn settle_phase(
         ledger.add(phase, outcome, webhooks_of(outcome.user));
     }
     let expected = ledger.expected(phase) - before;
-    let target = mark.received + expected as usize;
-    let complete = receiver.wait_for(target, settings.stall_timeout).await;
+    let mut target = mark.received + expected as usize;
+    let mut complete = receiver.wait_for(target, settings.stall_timeout).await;
     let cpu = mark.cpu.used();
+    // Repeats count towards the target too: go on while something is still missing.
+    while complete {
+        let checked = ledger.check(&receiver.arrivals());
+        let missing = checked.phases.get(&phase).map_or(0, |p| p.missing);
+        if missing == 0 {
+            break;
+        }
+        target = receiver.count() + missing as usize;
+        complete = receiver.wait_for(target, settings.stall_timeout).await;
+    }
     if !complete {
         tracing::warn!(
             phase = phase.name(),

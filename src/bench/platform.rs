@@ -50,10 +50,8 @@ impl Platform {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "callhook-bench-{}-{nanos}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("callhook-bench-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir)
             .map_err(|e| BenchError::io(format!("creating {}", dir.display()), e))?;
         let db = dir.join("bench.db");
@@ -297,6 +295,9 @@ mod tests {
             callhook_deliveries_total{outcome=\"retried\"} 2\n\
             callhook_delivery_queue_depth 0\n";
         let c = parse_counters(text);
-        assert_eq!((c.delivered, c.retried, c.failed, c.skipped), (3000, 2, 0, 0));
+        assert_eq!(
+            (c.delivered, c.retried, c.failed, c.skipped),
+            (3000, 2, 0, 0)
+        );
     }
 }

@@ -100,11 +100,6 @@ impl Receiver {
         })
     }
 
-    /// `http://127.0.0.1:PORT`.
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.address)
-    }
-
     /// The URL webhook `n` posts to.
     pub fn webhook_url(&self, n: u32) -> String {
         format!("http://{}/webhook/{n}", self.address)

@@ -8,7 +8,6 @@ use super::resources::CpuUse;
 use super::verify::{Checked, PhaseCheck};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 /// Issue 3's bar: sustained end-to-end events/s with SQLite durability.
 pub const TARGET_EVENTS_PER_SECOND: f64 = 5_000.0;
@@ -63,6 +62,9 @@ pub struct Machine {
     pub cpu_model: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_bytes: Option<u64>,
+    /// The 1-minute load average when the run began: other work on a shared machine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_average: Option<f64>,
 }
 
 impl Machine {
@@ -81,6 +83,9 @@ impl Machine {
                 .find(|l| l.starts_with("MemTotal:"))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
                 .map(|kib| kib * 1024),
+            load_average: std::fs::read_to_string("/proc/loadavg")
+                .ok()
+                .and_then(|l| l.split_whitespace().next()?.parse().ok()),
         }
     }
 }
@@ -103,7 +108,10 @@ pub struct Throughput {
 impl Throughput {
     pub fn measure(driven: &Driven, check: &PhaseCheck, cpu: CpuUse) -> Throughput {
         let events = accepted(driven);
-        let last = check.last_arrival.unwrap_or(driven.finished).max(driven.finished);
+        let last = check
+            .last_arrival
+            .unwrap_or(driven.finished)
+            .max(driven.finished);
         let seconds = last.duration_since(driven.started).as_secs_f64();
         let ingest_seconds = driven.finished.duration_since(driven.started).as_secs_f64();
         Throughput {
@@ -210,8 +218,11 @@ pub struct Verification {
 
 impl Verification {
     pub fn from_check(checked: &Checked, malformed: u64) -> Verification {
-        let phases: BTreeMap<Phase, PhaseCheck> =
-            checked.phases.iter().map(|(p, c)| (*p, c.clone())).collect();
+        let phases: BTreeMap<Phase, PhaseCheck> = checked
+            .phases
+            .iter()
+            .map(|(p, c)| (*p, c.clone()))
+            .collect();
         let platform = || {
             phases
                 .iter()
@@ -278,10 +289,19 @@ fn accepted(driven: &Driven) -> u64 {
     driven
         .outcomes
         .iter()
-        .map(|o| Step::ALL.iter().filter(|s| o.accepted[s.index()].is_some()).count() as u64)
+        .map(|o| {
+            Step::ALL
+                .iter()
+                .filter(|s| o.accepted[s.index()].is_some())
+                .count() as u64
+        })
         .sum()
 }
 
 fn per_second(n: u64, seconds: f64) -> f64 {
-    if seconds > 0.0 { n as f64 / seconds } else { 0.0 }
+    if seconds > 0.0 {
+        n as f64 / seconds
+    } else {
+        0.0
+    }
 }

@@ -27,7 +27,12 @@ impl Report {
             Some(1.0),
             String::new(),
         );
-        row("  CPU of the bench process (cores)", cores(&b.cpu).1, None, String::new());
+        row(
+            "  CPU of the bench process (cores)",
+            cores(&b.cpu).1,
+            None,
+            String::new(),
+        );
         row(
             "end to end: events/s, first ingest to last delivery",
             rate(t.events_per_second),
@@ -44,7 +49,12 @@ impl Report {
             String::new(),
         );
         let (serve, bench) = cores(&t.cpu);
-        row("  CPU of serve / of the bench (cores)", format!("{serve} / {bench}"), None, String::new());
+        row(
+            "  CPU of serve / of the bench (cores)",
+            format!("{serve} / {bench}"),
+            None,
+            String::new(),
+        );
         let heading = format!(
             "latency at {} events/s, 202 read -> receiver got it",
             thousands(l.rate)
@@ -55,17 +65,40 @@ impl Report {
             row(&format!("  {name}"), ms(value), None, String::new());
         }
         let p99_target = if at_bar {
-            bar(format!("< {TARGET_P99_MS} ms"), l.delivery_ms.p99 < TARGET_P99_MS)
+            bar(
+                format!("< {TARGET_P99_MS} ms"),
+                l.delivery_ms.p99 < TARGET_P99_MS,
+            )
         } else {
             String::new()
         };
         row("  p99", ms(l.delivery_ms.p99), None, p99_target);
         row("  max", ms(l.delivery_ms.max), None, String::new());
-        row("  ingestion p50 / p99 (sent -> 202)", pair(&l.ingest_ms), None, String::new());
-        row("  generator start lag p99 / max", pair_max(&l.start_lag_ms), None, String::new());
+        row(
+            "  ingestion p50 / p99 (sent -> 202)",
+            pair(&l.ingest_ms),
+            None,
+            String::new(),
+        );
+        row(
+            "  generator start lag p99 / max",
+            pair_max(&l.start_lag_ms),
+            None,
+            String::new(),
+        );
         let (serve, bench) = cores(&l.cpu);
-        row("  CPU of serve / of the bench (cores)", format!("{serve} / {bench}"), None, String::new());
-        row("verification (end to end and latency phases)", String::new(), None, String::new());
+        row(
+            "  CPU of serve / of the bench (cores)",
+            format!("{serve} / {bench}"),
+            None,
+            String::new(),
+        );
+        row(
+            "verification (end to end and latency phases)",
+            String::new(),
+            None,
+            String::new(),
+        );
         row(
             "  deliveries expected / delivered",
             format!("{} / {}", v.expected, v.delivered),
@@ -122,11 +155,16 @@ fn render(rows: &[Row], report: &Report) -> String {
     let mut out = String::new();
     let m = &report.machine;
     out.push_str(&format!(
-        "callhook bench {} ({} build) on {} CPUs{}\n",
+        "callhook bench {} ({} build) on {} CPUs{}{}\n",
         report.callhook_version,
         report.build,
         m.cpus,
-        m.cpu_model.as_ref().map_or(String::new(), |c| format!(", {c}"))
+        m.cpu_model
+            .as_ref()
+            .map_or(String::new(), |c| format!(", {c}")),
+        m.load_average.map_or(String::new(), |l| format!(
+            ", load average {l:.2} at the start"
+        ))
     ));
     for r in [&header].into_iter().chain(rows) {
         let line = format!("{:<w0$}  {:>w1$}  {:>w2$}  {}", r.0, r.1, r.2, r.3);

@@ -3,6 +3,7 @@
 //!
 //! May depend on everything in the crate.
 
+mod bench;
 mod serve;
 mod token;
 
@@ -30,6 +31,9 @@ enum Command {
     /// Manage bearer tokens (and the users and accounts they name) in a database.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Measure events/s and latency from ingestion to a webhook against a baseline, and check
+    /// that nothing is lost or reordered (starts its own serve; use a release build).
+    Bench(bench::BenchArgs),
 }
 
 /// Parses durations like `500ms`, `10s`, `15m`, `10d`.
@@ -61,6 +65,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Token(command) => token::run(command).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     match result {
