@@ -10,6 +10,7 @@
 //!   store trait. Depends on `domain` and `store` (the trait, never a backend).
 //! - [`housekeeping`]: background jobs over the store trait (purging expired webhooks).
 //! - [`bench`]: `callhook bench`: drives a real `serve` over HTTP; depends on nothing internal.
+//! - [`telephony`]: how call events enter (one `CallSink` for every source) and the simulated telephony.
 //! - [`cli`]: clap commands; `cli::serve` is the composition root that wires concrete types.
 pub mod api;
 pub mod bench;
@@ -20,3 +21,4 @@ pub mod housekeeping;
 pub mod metrics;
 pub mod signing;
 pub mod store;
+pub mod telephony;

@@ -1,5 +1,5 @@
 //! The route table as a whole: health, the OpenAPI document (and that everything it lists is
-//! routed), both base prefixes and trailing slashes, call control answering 501, and unknown
+//! routed), both base prefixes and trailing slashes, call control refusing calls it does not simulate, and unknown
 //! routes or methods answering in the VIS error shape.
 
 mod support;
@@ -127,9 +127,9 @@ async fn every_operation_in_the_openapi_document_is_routed() {
             let resp = req.send().await;
 
             // Assert
-            // 501 is call control's documented answer; any other 5xx is a failure too.
+            // A 5xx is a failure too.
             let unrouted = resp.status == 405
-                || (resp.status >= 500 && resp.status != 501)
+                || resp.status >= 500
                 || (resp.status == 404 && resp.text.to_lowercase().contains("no route"));
             if unrouted {
                 failures.push(format!("{} {path}: {resp:?}", method.to_uppercase()));
@@ -202,7 +202,7 @@ async fn read_routes_answer_the_same_under_both_prefixes_with_and_without_traili
 }
 
 #[tokio::test]
-async fn call_control_routes_answer_501_under_both_prefixes() {
+async fn call_control_refuses_calls_reported_by_an_outside_source_under_both_prefixes() {
     // Arrange
     let server = Server::start();
     let user = server.user_token("a1", "u1");
@@ -216,7 +216,6 @@ async fn call_control_routes_answer_501_under_both_prefixes() {
     for base in [VIS, VIS_SHORT] {
         for slash in ["", "/"] {
             for (method, path, body) in [
-                ("POST", "/self/calls".to_string(), Some(&phone)),
                 ("DELETE", format!("/self/calls/{id}"), None),
                 ("PUT", format!("/self/calls/{id}/answer"), None),
                 ("PUT", format!("/self/calls/{id}/hold"), None),
@@ -235,7 +234,7 @@ async fn call_control_routes_answer_501_under_both_prefixes() {
                 let resp = req.send().await;
 
                 // Assert
-                resp.expect_error(501, "NOT_IMPLEMENTED");
+                resp.expect_error(409, "CONFLICT");
             }
         }
     }

@@ -2,7 +2,7 @@
 //! the caller in its latest state: the way to recover missed events).
 
 use super::AppState;
-use super::error::{ApiError, ErrorResponse, Failures};
+use super::error::{ApiError, Failures};
 use super::extract::{Id, User};
 use super::params::Params;
 use crate::domain::CallState;
@@ -145,79 +145,3 @@ pub async fn event(
 ) -> Result<Json<Vec<CallEvent>>, ApiError> {
     get(State(app), User(owner), Id(id)).await
 }
-
-/// Call control acts on the telephony side; the built-in simulated telephony is not there yet.
-const NO_TELEPHONY: &str =
-    "call control needs the simulated telephony, which this version does not have yet";
-
-macro_rules! call_control {
-    ($name:ident, $method:ident, $path:literal, $op:literal, $summary:literal) => {
-        #[utoipa::path($method, path = $path, tag = "Calls", operation_id = $op, summary = $summary,
-            responses((status = 501, description = "Not implemented yet", body = ErrorResponse),
-                (status = "4XX", description = "Client error", body = ErrorResponse)),
-            security(("bearer" = [])))]
-        pub async fn $name(User(_): User) -> ApiError {
-            ApiError::NotImplemented(NO_TELEPHONY)
-        }
-    };
-    ($name:ident, $method:ident, $path:literal, $op:literal, $summary:literal, Id) => {
-        #[utoipa::path($method, path = $path, tag = "Calls", operation_id = $op, summary = $summary,
-            params(("id" = String, Path, description = "Unique identifier of the call")),
-            responses((status = 501, description = "Not implemented yet", body = ErrorResponse),
-                (status = "4XX", description = "Client error", body = ErrorResponse)),
-            security(("bearer" = [])))]
-        pub async fn $name(User(_): User, Id(_): Id) -> ApiError {
-            ApiError::NotImplemented(NO_TELEPHONY)
-        }
-    };
-}
-
-call_control!(place, post, "/self/calls", "createCall", "Place a call");
-call_control!(
-    end,
-    delete,
-    "/self/calls/{id}",
-    "destroyCall",
-    "End a call",
-    Id
-);
-call_control!(
-    answer,
-    put,
-    "/self/calls/{id}/answer",
-    "callAnswer",
-    "Answer call",
-    Id
-);
-call_control!(
-    hold,
-    put,
-    "/self/calls/{id}/hold",
-    "callHold",
-    "Put call on hold",
-    Id
-);
-call_control!(
-    unhold,
-    delete,
-    "/self/calls/{id}/hold",
-    "callUnhold",
-    "Unhold",
-    Id
-);
-call_control!(
-    vm_transfer,
-    put,
-    "/self/calls/{id}/vmtransfer",
-    "callVMTransfer",
-    "Send call to voicemail",
-    Id
-);
-call_control!(
-    transfer,
-    post,
-    "/self/calls/{id}/transfer",
-    "callTransfer",
-    "Transfer call",
-    Id
-);

@@ -44,15 +44,13 @@ pub enum ApiError {
     #[error("{0}")]
     Transition(TransitionError),
     #[error("{0}")]
-    Conflict(&'static str),
+    Conflict(String),
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
     #[error("invalid values")]
     Validation(Vec<FieldError>),
-    #[error("{0}")]
-    NotImplemented(&'static str),
     #[error("storage is unavailable, try again later")]
     Unavailable(#[source] StoreError),
     #[error("internal server error")]
@@ -70,7 +68,6 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -135,7 +132,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let code = self.code();
-        if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
+        if status.is_server_error() {
             tracing::error!(error = ?self, "request failed");
         }
         let (message, errors) = match self {

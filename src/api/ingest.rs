@@ -3,8 +3,7 @@
 use super::AppState;
 use super::error::{ApiError, Failures};
 use super::extract::{Ingest, JsonBody};
-use crate::domain::Timestamp;
-use crate::domain::call::{Applied, CallState, Direction};
+use crate::domain::call::{Applied, Call, CallState, Direction};
 use crate::domain::event::CallEvent;
 use crate::domain::report::CallReport;
 use axum::Json;
@@ -45,6 +44,14 @@ pub struct EventEnvelope {
     event: CallEvent,
 }
 
+impl From<&Call> for EventEnvelope {
+    fn from(call: &Call) -> Self {
+        EventEnvelope {
+            event: CallEvent::from(call),
+        }
+    }
+}
+
 #[utoipa::path(post, path = "/ingest/v1/call-events", tag = "Ingestion", operation_id = "reportCallEvent",
     summary = "Report a call state change",
     description = "Applies the call state machine. 202 when the state changed (the event is queued for \
@@ -65,23 +72,11 @@ pub async fn report(
             "this ingest token may not report calls of that account",
         ));
     }
-    let outcome = app
-        .store
-        .apply_call_report(&report, Timestamp::now())
-        .await?;
+    let outcome = app.sink.report(&report).await?;
     let (status, call) = match &outcome.applied {
         Applied::Changed(call) => (StatusCode::ACCEPTED, call),
         Applied::Repeated(call) => (StatusCode::OK, call),
     };
-    if outcome.deliveries > 0 {
-        app.delivery_wake.notify_one();
-    }
-    app.metrics.skipped(outcome.skipped as u64);
     tracing::debug!(call = %call.id, state = call.state.as_str(), deliveries = outcome.deliveries, "call event");
-    Ok((
-        status,
-        Json(EventEnvelope {
-            event: CallEvent::from(call),
-        }),
-    ))
+    Ok((status, Json(EventEnvelope::from(call))))
 }

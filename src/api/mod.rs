@@ -2,9 +2,11 @@
 //! not), the ingestion route, `/healthz` and `/openapi.json`. Handlers are thin: parse, call the
 //! store, shape the answer. Every error leaves in the VIS error shape ([`error`]).
 //!
-//! May depend on: `domain`, the `store::Store` trait (never a backend), axum/tower.
+//! May depend on: `domain`, `metrics`, `telephony` (the call sink and the simulated telephony),
+//! the `store::Store` trait (never a backend), axum/tower.
 
 mod calls;
+mod control;
 pub mod error;
 mod extract;
 mod ingest;
@@ -15,6 +17,8 @@ mod webhooks;
 use crate::domain::target::TargetPolicy;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::telephony::CallSink;
+use crate::telephony::sim::SimTelephony;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -58,6 +62,9 @@ pub struct AppState {
     /// Wakes the delivery engine: deliveries were queued or a webhook became live again.
     pub delivery_wake: Arc<Notify>,
     pub metrics: Arc<Metrics>,
+    /// Where call reports go (the ingestion route and the simulated telephony share it).
+    pub sink: CallSink,
+    pub sim: Arc<SimTelephony>,
 }
 
 /// The VIS prefixes every VIS route is served under.
@@ -75,6 +82,7 @@ pub const VIS_ALIAS: &str = "/vis/v1";
     tags((name = "Webhooks"), (name = "Calls"), (name = "Events"), (name = "Users"), (name = "Accounts"),
         (name = "Ingestion", description = "callhook's own: how a telephony source reports calls"),
         (name = "Replay", description = "callhook's own: deliver skipped events again"),
+        (name = "Simulated telephony", description = "callhook's own: make simulated calls ring users"),
         (name = "Operations"))
 )]
 struct ApiDoc;
@@ -99,13 +107,13 @@ fn vis_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::renew))
         .routes(routes!(profile::user))
         .routes(routes!(profile::account))
-        .routes(routes!(calls::list, calls::place))
+        .routes(routes!(calls::list, control::place))
         .routes(routes!(calls::count))
-        .routes(routes!(calls::get, calls::end))
-        .routes(routes!(calls::answer))
-        .routes(routes!(calls::hold, calls::unhold))
-        .routes(routes!(calls::vm_transfer))
-        .routes(routes!(calls::transfer))
+        .routes(routes!(calls::get, control::end))
+        .routes(routes!(control::answer))
+        .routes(routes!(control::hold, control::unhold))
+        .routes(routes!(control::vm_transfer))
+        .routes(routes!(control::transfer))
         .routes(routes!(calls::events))
         .routes(routes!(calls::events_count))
         .routes(routes!(calls::event))
@@ -155,6 +163,7 @@ fn build() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .nest(VIS_PREFIX, vis_routes())
         .routes(routes!(ingest::report))
         .routes(routes!(webhooks::replay))
+        .routes(routes!(control::ring))
         .routes(routes!(healthz))
         .routes(routes!(metrics))
         .split_for_parts();

@@ -177,7 +177,7 @@ pub async fn replay(
     {
         Replay::NoSuchWebhook => Err(not_found(&id)),
         Replay::NotLive => Err(ApiError::Conflict(
-            "the webhook is failed or expired: renew it first",
+            "the webhook is failed or expired: renew it first".into(),
         )),
         Replay::Queued(replayed) => {
             app.delivery_wake.notify_one();

@@ -7,6 +7,8 @@ use crate::domain::target::TargetPolicy;
 use crate::housekeeping;
 use crate::metrics::Metrics;
 use crate::store::{SqliteStore, Store};
+use crate::telephony::CallSink;
+use crate::telephony::sim::{SimSettings, SimTelephony};
 use anyhow::Context;
 use std::io::Write;
 use std::path::PathBuf;
@@ -41,6 +43,30 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     delivery: DeliveryArgs,
+
+    #[command(flatten)]
+    sim: SimArgs,
+}
+
+/// How the simulated telephony behind the call-control routes behaves.
+#[derive(Debug, clap::Args)]
+struct SimArgs {
+    /// The far end of a simulated outbound call answers after this long.
+    #[arg(long, env = "CALLHOOK_SIM_ANSWER_AFTER", default_value = "3s", value_parser = super::parse_duration)]
+    sim_answer_after: Duration,
+
+    /// A simulated call still ringing after this long ends (MISSED inbound, CANCELLED outbound).
+    #[arg(long, env = "CALLHOOK_SIM_RING_TIMEOUT", default_value = "30s", value_parser = super::parse_duration)]
+    sim_ring_timeout: Duration,
+
+    /// Numbers that never answer a simulated outbound call (comma-separated).
+    #[arg(
+        long,
+        env = "CALLHOOK_SIM_NEVER_ANSWER",
+        value_delimiter = ',',
+        default_value = "+15550000000"
+    )]
+    sim_never_answer: Vec<String>,
 }
 
 /// How deliveries are sent.
@@ -133,6 +159,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         metrics.clone(),
         shutdown.clone(),
     ));
+    let sink = CallSink::new(store.clone(), delivery_wake.clone(), metrics.clone());
+    let sim = SimTelephony::new(
+        sink.clone(),
+        store.clone(),
+        SimSettings {
+            answer_after: args.sim.sim_answer_after,
+            ring_timeout: args.sim.sim_ring_timeout,
+            never_answer: args.sim.sim_never_answer.clone(),
+        },
+    );
     let state = AppState {
         store,
         settings: Arc::new(ApiSettings {
@@ -143,6 +179,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         webhooks_changed,
         delivery_wake,
         metrics,
+        sink,
+        sim,
     };
     let work = async {
         let served = api::serve(listener, state, shutdown.clone()).await;

@@ -229,6 +229,12 @@ pub trait Store: Send + Sync + 'static {
     async fn user_profile(&self, owner: &Owner) -> Result<Option<UserProfile>, StoreError>;
     async fn account_profile(&self, account_id: &str)
     -> Result<Option<AccountProfile>, StoreError>;
+    /// The user of `account_id` whose contact number is `number`.
+    async fn user_by_number(
+        &self,
+        account_id: &str,
+        number: &str,
+    ) -> Result<Option<Owner>, StoreError>;
 
     // Webhooks.
     async fn create_webhook(&self, webhook: &Webhook) -> Result<(), StoreError>;

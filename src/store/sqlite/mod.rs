@@ -266,6 +266,28 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn user_by_number(
+        &self,
+        account_id: &str,
+        number: &str,
+    ) -> Result<Option<Owner>, StoreError> {
+        let (account_id, number) = (account_id.to_string(), number.to_string());
+        self.read(move |c| {
+            c.query_row(
+                "SELECT id FROM users WHERE account_id = ?1 AND contact_number = ?2 ORDER BY id LIMIT 1",
+                params![account_id, number],
+                |r| {
+                    Ok(Owner {
+                        account_id: account_id.clone(),
+                        user_id: r.get(0)?,
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
     async fn create_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
         let w = w.clone();
         self.write(move |c| {
