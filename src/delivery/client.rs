@@ -114,8 +114,8 @@ impl Sender {
         Ok(Sender { client, targets })
     }
 
-    /// One attempt of `job`: `Ok` on a 2xx answer, else what went wrong.
-    pub async fn send(&self, job: &DeliveryJob) -> Result<(), Failure> {
+    /// One attempt of `job`: the status of a 2xx answer, else what went wrong.
+    pub async fn send(&self, job: &DeliveryJob) -> Result<u16, Failure> {
         let url = reqwest::Url::parse(&job.url).map_err(|e| Failure {
             code: "INVALID_URL".into(),
             message: format!("the webhook URL cannot be used: {e}"),
@@ -145,7 +145,7 @@ impl Sender {
                     _ => break,
                 }
             }
-            return Ok(());
+            return Ok(status.as_u16());
         }
         let declared = response.content_length();
         let mut excerpt = Vec::new();

@@ -168,8 +168,8 @@ impl Engine {
         let took = started.elapsed();
         let now = Timestamp::now();
         let (end, outcome) = match result {
-            Ok(()) => {
-                tracing::debug!(webhook = %job.webhook_id, delivery = %job.id, attempt = job.attempt,
+            Ok(status) => {
+                tracing::debug!(webhook = %job.webhook_id, delivery = %job.id, attempt = job.attempt, status,
                     latency_ms = took.as_millis() as u64, "delivered");
                 (AttemptEnd::Delivered, Outcome::Delivered)
             }
