@@ -11,10 +11,12 @@
 //! - [`housekeeping`]: background jobs over the store trait (purging expired webhooks).
 //! - [`bench`]: `callhook bench`: drives a real `serve` over HTTP; depends on nothing internal.
 //! - [`telephony`]: how call events enter (one `CallSink` for every source) and the simulated telephony.
+//! - [`client`]: typed VIS REST API client (base URL + bearer token); depends on nothing internal.
 //! - [`cli`]: clap commands; `cli::serve` is the composition root that wires concrete types.
 pub mod api;
 pub mod bench;
 pub mod cli;
+pub mod client;
 pub mod delivery;
 pub mod domain;
 pub mod housekeeping;

@@ -4,8 +4,10 @@
 //! May depend on everything in the crate.
 
 mod bench;
+mod calls;
 mod serve;
 mod token;
+mod webhooks;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -34,6 +36,12 @@ enum Command {
     /// Measure events/s and latency from ingestion to a webhook against a baseline, and check
     /// that nothing is lost or reordered (starts its own serve; use a release build).
     Bench(bench::BenchArgs),
+    /// Manage a user's webhooks on any VIS API (a local callhook or the public service): create,
+    /// list, get, delete, renew, and clean up or re-create the failed ones.
+    Webhooks(webhooks::WebhooksArgs),
+    /// Control calls through the VIS call routes (list, place, answer, hold, transfer, end): on
+    /// callhook they drive the simulated telephony; `ring` makes a simulated call ring a user.
+    Calls(calls::CallsArgs),
 }
 
 /// Parses durations like `500ms`, `10s`, `15m`, `10d`.
@@ -66,6 +74,8 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Token(command) => token::run(command).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Webhooks(args) => webhooks::run(args).await,
+            Command::Calls(args) => calls::run(args).await,
         }
     });
     match result {

@@ -280,10 +280,10 @@ impl SimTelephony {
                     .lock()
                     .ok()
                     .and_then(|mut t| t.remove(&next.id));
-                if let Some(detached) = detached {
-                    if let Err(e) = self.change(&detached, CallState::Answered).await {
-                        tracing::warn!(call = %detached.id, error = %e, "ending a detached call failed");
-                    }
+                if let Some(detached) = detached
+                    && let Err(e) = self.change(&detached, CallState::Answered).await
+                {
+                    tracing::warn!(call = %detached.id, error = %e, "ending a detached call failed");
                 }
             }
             Ok(next)
@@ -313,10 +313,10 @@ impl SimTelephony {
                 tracing::warn!(call = %expected.id, error = %e, "a simulated transition failed");
             }
         });
-        if let Ok(mut t) = self.timers.lock() {
-            if let Some(old) = t.insert(call.id.clone(), task.abort_handle()) {
-                old.abort();
-            }
+        if let Ok(mut t) = self.timers.lock()
+            && let Some(old) = t.insert(call.id.clone(), task.abort_handle())
+        {
+            old.abort();
         }
     }
 }

@@ -12,6 +12,7 @@ mod fixture;
 mod http;
 mod receiver;
 mod reports;
+mod vis_cli;
 mod waiting;
 mod webhooks;
 mod wire;
@@ -27,6 +28,8 @@ pub use http::{Req, Resp};
 pub use receiver::*;
 #[allow(unused_imports)]
 pub use reports::*;
+#[allow(unused_imports)]
+pub use vis_cli::*;
 #[allow(unused_imports)]
 pub use waiting::*;
 #[allow(unused_imports)]
