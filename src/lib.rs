@@ -12,6 +12,8 @@
 //! - [`bench`]: `callhook bench`: drives a real `serve` over HTTP; depends on nothing internal.
 //! - [`telephony`]: how call events enter (one `CallSink` for every source) and the simulated telephony.
 //! - [`client`]: typed VIS REST API client (base URL + bearer token); depends on nothing internal.
+//! - [`simulate`]: `callhook simulate`: a seeded call plan (pure, over `domain`) played through the
+//!   ingestion API over HTTP; never touches the store or the API code.
 //! - [`cli`]: clap commands; `cli::serve` is the composition root that wires concrete types.
 pub mod api;
 pub mod bench;
@@ -22,5 +24,6 @@ pub mod domain;
 pub mod housekeeping;
 pub mod metrics;
 pub mod signing;
+pub mod simulate;
 pub mod store;
 pub mod telephony;

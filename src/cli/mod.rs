@@ -6,6 +6,7 @@
 mod bench;
 mod calls;
 mod serve;
+mod simulate;
 mod token;
 mod webhooks;
 
@@ -42,6 +43,9 @@ enum Command {
     /// Control calls through the VIS call routes (list, place, answer, hold, transfer, end): on
     /// callhook they drive the simulated telephony; `ring` makes a simulated call ring a user.
     Calls(calls::CallsArgs),
+    /// Drive realistic call traffic (answered, missed, rejected, cancelled, held calls) through
+    /// the ingestion API, reproducible from a seed, and summarise what the server accepted.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Parses durations like `500ms`, `10s`, `15m`, `10d`.
@@ -74,6 +78,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Token(command) => token::run(command).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Simulate(args) => simulate::run(args).await,
             Command::Webhooks(args) => webhooks::run(args).await,
             Command::Calls(args) => calls::run(args).await,
         }
