@@ -12,6 +12,8 @@
 //! - [`bench`]: `callhook bench`: drives a real `serve` over HTTP; depends on nothing internal.
 //! - [`telephony`]: how call events enter (one `CallSink` for every source) and the simulated telephony.
 //! - [`client`]: typed VIS REST API client (base URL + bearer token); depends on nothing internal.
+//! - [`receiver`]: `callhook listen`: takes deliveries over HTTP, verifies, prints, saves, forwards;
+//!   depends on `signing` and `domain` only, never on the store.
 //! - [`simulate`]: `callhook simulate`: a seeded call plan (pure, over `domain`) played through the
 //!   ingestion API over HTTP; never touches the store or the API code.
 //! - [`cli`]: clap commands; `cli::serve` is the composition root that wires concrete types.
@@ -23,6 +25,7 @@ pub mod delivery;
 pub mod domain;
 pub mod housekeeping;
 pub mod metrics;
+pub mod receiver;
 pub mod signing;
 pub mod simulate;
 pub mod store;

@@ -18,7 +18,7 @@
 //! so it depends on nothing else in the crate. Progress goes to `tracing`; the CLI prints.
 
 mod load;
-mod platform;
+pub mod platform;
 mod receiver;
 mod report;
 mod resources;

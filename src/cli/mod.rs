@@ -5,7 +5,10 @@
 
 mod bench;
 mod calls;
+mod demo;
+mod listen;
 mod serve;
+mod signals;
 mod simulate;
 mod token;
 mod webhooks;
@@ -37,12 +40,19 @@ enum Command {
     /// Measure events/s and latency from ingestion to a webhook against a baseline, and check
     /// that nothing is lost or reordered (starts its own serve; use a release build).
     Bench(bench::BenchArgs),
+    /// Receive call-event deliveries: verify signatures, print each event, save, forward to
+    /// another app, and exit with a verdict for scripts (--count, --timeout, --expect).
+    Listen(listen::ListenArgs),
     /// Manage a user's webhooks on any VIS API (a local callhook or the public service): create,
     /// list, get, delete, renew, and clean up or re-create the failed ones.
     Webhooks(webhooks::WebhooksArgs),
     /// Control calls through the VIS call routes (list, place, answer, hold, transfer, end): on
     /// callhook they drive the simulated telephony; `ring` makes a simulated call ring a user.
     Calls(calls::CallsArgs),
+    /// The first thing to run: starts the platform on a temporary database and a receiver,
+    /// registers a webhook as the seed does, makes a few simulated calls and shows their events
+    /// arriving, then prints the commands to do it by hand.
+    Demo(demo::DemoArgs),
     /// Drive realistic call traffic (answered, missed, rejected, cancelled, held calls) through
     /// the ingestion API, reproducible from a seed, and summarise what the server accepted.
     Simulate(simulate::SimulateArgs),
@@ -79,8 +89,10 @@ pub fn main() -> ExitCode {
             Command::Token(command) => token::run(command).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Simulate(args) => simulate::run(args).await,
+            Command::Listen(args) => listen::run(args).await,
             Command::Webhooks(args) => webhooks::run(args).await,
             Command::Calls(args) => calls::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
         }
     });
     match result {

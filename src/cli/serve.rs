@@ -1,6 +1,7 @@
 //! `callhook serve`: the composition root. Opens the store, binds the listener, starts the API and
 //! the background jobs, and stops them all on SIGINT/SIGTERM.
 
+use super::signals::StopSignals;
 use crate::api::{self, ApiSettings, AppState};
 use crate::delivery::{ClientSettings, Engine, EngineSettings, Sender};
 use crate::domain::target::TargetPolicy;
@@ -202,49 +203,3 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 /// Leases outlast the longest attempt by this much.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
-
-/// Signal handlers, installed before the listening line is printed so that a signal arriving
-/// right after it is never met by the default action (which would kill the process uncleanly).
-struct StopSignals {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl StopSignals {
-    fn install() -> std::io::Result<StopSignals> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok(StopSignals {
-                interrupt: signal(SignalKind::interrupt())?,
-                terminate: signal(SignalKind::terminate())?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(StopSignals {})
-    }
-
-    /// Cancels `shutdown` on SIGINT or SIGTERM.
-    async fn cancel_on_signal(mut self, shutdown: CancellationToken) {
-        #[cfg(unix)]
-        let signalled = async {
-            tokio::select! {
-                _ = self.interrupt.recv() => {},
-                _ = self.terminate.recv() => {},
-            }
-        };
-        #[cfg(not(unix))]
-        let signalled = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        tokio::select! {
-            () = signalled => {
-                tracing::info!("shutting down");
-                shutdown.cancel();
-            }
-            () = shutdown.cancelled() => {}
-        }
-    }
-}

@@ -10,6 +10,7 @@
 mod delivery;
 mod fixture;
 mod http;
+mod listen;
 mod receiver;
 mod reports;
 mod vis_cli;
@@ -24,6 +25,8 @@ pub use delivery::*;
 pub use fixture::*;
 #[allow(unused_imports)]
 pub use http::{Req, Resp};
+#[allow(unused_imports)]
+pub use listen::*;
 #[allow(unused_imports)]
 pub use receiver::*;
 #[allow(unused_imports)]
