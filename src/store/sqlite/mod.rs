@@ -22,7 +22,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
-use writer::Writer;
+use writer::{Durability, Writer};
 
 /// Pragmas for every connection. `synchronous = FULL`: a write is on disk before it is answered.
 const PRAGMAS: &str =
@@ -94,12 +94,28 @@ impl SqliteStore {
         .map_err(|e| StoreError::Internal(Box::new(e)))?
     }
 
+    /// A write that is on disk when it returns.
     async fn write<R: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
     ) -> Result<R, StoreError> {
         self.writer
-            .write(move |conn| f(conn).map_err(StoreError::from))
+            .write(Durability::Synced, move |conn| {
+                f(conn).map_err(StoreError::from)
+            })
+            .await
+    }
+
+    /// A write of delivery bookkeeping (leases, outcomes): safe to lose on a power cut, since
+    /// losing it only means a delivery is sent again.
+    async fn write_lazy<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        self.writer
+            .write(Durability::Lazy, move |conn| {
+                f(conn).map_err(StoreError::from)
+            })
             .await
     }
 }
@@ -396,7 +412,7 @@ impl Store for SqliteStore {
     ) -> Result<ApplyOutcome, ApplyError> {
         let report = report.clone();
         self.writer
-            .write(move |c| {
+            .write(Durability::Synced, move |c| {
                 let existing = c
                     .prepare_cached(&format!(
                         "SELECT {} FROM calls WHERE account_id = ?1 AND external_id = ?2",
@@ -477,7 +493,7 @@ impl Store for SqliteStore {
     /// One SQLite file serves one process, so every lease left in it belongs to a process that
     /// is gone.
     async fn release_leases(&self) -> Result<u64, StoreError> {
-        self.write(|c| {
+        self.write_lazy(|c| {
             c.execute(
                 "UPDATE deliveries SET lease_until = NULL WHERE status = 'pending' AND lease_until IS NOT NULL",
                 [],
@@ -488,7 +504,7 @@ impl Store for SqliteStore {
     }
 
     async fn claim_deliveries(&self, claim: Claim) -> Result<Vec<DeliveryJob>, StoreError> {
-        self.write(move |c| deliveries::claim(c, &claim)).await
+        self.write_lazy(move |c| deliveries::claim(c, &claim)).await
     }
 
     async fn finish_attempt(
@@ -498,7 +514,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<u64, StoreError> {
         let job = job.clone();
-        self.write(move |c| deliveries::finish(c, &job, &end, now))
+        self.write_lazy(move |c| deliveries::finish(c, &job, &end, now))
             .await
     }
 
@@ -513,7 +529,7 @@ impl Store for SqliteStore {
     }
 
     async fn skip_undeliverable(&self, now: Timestamp) -> Result<u64, StoreError> {
-        self.write(move |c| deliveries::skip_undeliverable(c, now))
+        self.write_lazy(move |c| deliveries::skip_undeliverable(c, now))
             .await
     }
 

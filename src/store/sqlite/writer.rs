@@ -12,7 +12,23 @@ use std::thread::JoinHandle;
 /// Called after the batch's commit with its failure, if any.
 type Reply = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
 /// Runs one operation inside the batch's transaction and returns how to answer its caller.
-type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+struct Job {
+    /// Must be on disk before its caller hears back (see [`Durability`]).
+    synced: bool,
+    run: Box<dyn FnOnce(&Connection) -> Reply + Send>,
+}
+
+/// How durable a write must be when its caller hears back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Durability {
+    /// Synced to disk (`synchronous = FULL`): survives a power loss. Call events, tokens,
+    /// webhooks.
+    Synced,
+    /// Written to the WAL but synced only by the next synced commit (`synchronous = NORMAL`):
+    /// survives a crash of the process, and a power loss can only undo it back to a state that
+    /// is redone safely (a lease or an outcome lost means a delivery is sent again, at least once).
+    Lazy,
+}
 
 /// Most operations committed together.
 const MAX_BATCH: usize = 512;
@@ -37,6 +53,7 @@ impl Writer {
     /// Runs `op` in the next batch and waits for the batch's commit.
     pub(super) async fn write<R, E>(
         &self,
+        durability: Durability,
         op: impl FnOnce(&Connection) -> Result<R, E> + Send + 'static,
     ) -> Result<R, E>
     where
@@ -44,7 +61,7 @@ impl Writer {
         E: From<StoreError> + Send + 'static,
     {
         let (reply_to, reply) = tokio::sync::oneshot::channel::<Result<R, E>>();
-        let job: Job = Box::new(move |conn| {
+        let run = Box::new(move |conn: &Connection| -> Reply {
             let result = in_savepoint(conn, op);
             Box::new(move |commit_error| {
                 let result = match (result, commit_error) {
@@ -54,6 +71,10 @@ impl Writer {
                 let _ = reply_to.send(result);
             })
         });
+        let job = Job {
+            synced: durability == Durability::Synced,
+            run,
+        };
         let closed = || E::from(StoreError::Unavailable("the store is shut down".into()));
         self.jobs
             .as_ref()
@@ -94,6 +115,7 @@ fn in_savepoint<R, E: From<StoreError>>(
 }
 
 fn run(conn: Connection, queue: mpsc::Receiver<Job>) {
+    let mut synced = true;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -102,9 +124,18 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        // One synced job makes the whole batch synced; it also syncs lazy batches before it.
+        let wanted = batch.iter().any(|job| job.synced);
+        if wanted != synced {
+            let mode = if wanted { "FULL" } else { "NORMAL" };
+            match conn.pragma_update(None, "synchronous", mode) {
+                Ok(()) => synced = wanted,
+                Err(e) => tracing::error!(error = %e, mode, "cannot switch PRAGMA synchronous"),
+            }
+        }
         // Without an outer transaction each savepoint commits on its own, which is still atomic.
         let grouped = conn.execute_batch("BEGIN IMMEDIATE").is_ok();
-        let replies: Vec<Reply> = batch.into_iter().map(|job| job(&conn)).collect();
+        let replies: Vec<Reply> = batch.into_iter().map(|job| (job.run)(&conn)).collect();
         let commit_error = if grouped {
             conn.execute_batch("COMMIT").err()
         } else {
@@ -117,5 +148,73 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>) {
         for reply in replies {
             reply(commit_error.as_ref());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer() -> (Writer, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("w.db")).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER NOT NULL)")
+            .unwrap();
+        (Writer::start(conn).unwrap(), dir)
+    }
+
+    fn insert(v: i64) -> impl FnOnce(&Connection) -> Result<i64, StoreError> + Send {
+        move |c| {
+            c.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
+            Ok(c.query_row("SELECT COUNT(*) FROM t WHERE v = ?1", [v], |r| r.get(0))?)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_operation_rolls_back_alone_and_its_batch_mates_commit() {
+        let (w, _dir) = writer();
+        let w = std::sync::Arc::new(w);
+        let mut tasks = Vec::new();
+        for v in 0..50i64 {
+            let w = w.clone();
+            let durability = if v % 2 == 0 {
+                Durability::Synced
+            } else {
+                Durability::Lazy
+            };
+            tasks.push(tokio::spawn(async move {
+                if v % 10 == 3 {
+                    w.write(
+                        durability,
+                        move |c: &Connection| -> Result<(), StoreError> {
+                            c.execute("INSERT INTO t (v) VALUES (?1)", [1000 + v])?;
+                            Err(StoreError::Internal("refused on purpose".into()))
+                        },
+                    )
+                    .await
+                    .map(|_| 0)
+                } else {
+                    w.write(durability, insert(v)).await
+                }
+            }));
+        }
+        let mut failed = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(n) => assert_eq!(n, 1),
+                Err(_) => failed += 1,
+            }
+        }
+        assert_eq!(failed, 5);
+        let count: i64 = w
+            .write(
+                Durability::Synced,
+                |c: &Connection| -> Result<i64, StoreError> {
+                    Ok(c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?)
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(count, 45, "the refused operations left nothing behind");
     }
 }
