@@ -50,7 +50,7 @@ pub async fn create(
     let now = Timestamp::now();
     let expire_at = now.plus(app.settings.webhook_ttl);
     let webhook = Webhook {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: uuid::Uuid::now_v7().to_string(),
         account_id: owner.account_id.clone(),
         user_id: owner.user_id.clone(),
         spec,

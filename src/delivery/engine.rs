@@ -6,11 +6,11 @@ use super::client::Sender;
 use super::retry::{AfterFailure, after_failure};
 use crate::domain::Timestamp;
 use crate::metrics::{Metrics, Outcome};
-use crate::store::{AttemptEnd, Claim, DeliveryJob, Store, StoreError};
+use crate::store::{AttemptEnd, Claim, DeliveryJob, Finished, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -34,6 +34,14 @@ const CLAIM_BATCH: usize = 256;
 const BACKSTOP: Duration = Duration::from_secs(5);
 /// Wait after a storage failure.
 const STORE_RETRY: Duration = Duration::from_secs(1);
+/// Most outcomes recorded in one write.
+const RECORD_BATCH: usize = 512;
+
+/// An ended attempt on its way to the store, still holding its slot.
+struct Ended {
+    finished: Finished,
+    slot: OwnedSemaphorePermit,
+}
 
 /// The delivery engine. Share it with `Arc`.
 pub struct Engine {
@@ -45,6 +53,9 @@ pub struct Engine {
     slots: Arc<Semaphore>,
     in_flight: Mutex<HashMap<String, usize>>,
     tasks: TaskTracker,
+    /// Where attempts send their outcome; taken (closed) once the attempts have ended.
+    ended: Mutex<Option<mpsc::UnboundedSender<Ended>>>,
+    recorder: Mutex<Option<mpsc::UnboundedReceiver<Ended>>>,
 }
 
 impl Engine {
@@ -56,6 +67,7 @@ impl Engine {
         wake: Arc<Notify>,
         metrics: Arc<Metrics>,
     ) -> Arc<Engine> {
+        let (ended, recorder) = mpsc::unbounded_channel();
         Arc::new(Engine {
             store,
             sender,
@@ -65,6 +77,8 @@ impl Engine {
             metrics,
             in_flight: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
+            ended: Mutex::new(Some(ended)),
+            recorder: Mutex::new(Some(recorder)),
         })
     }
 
@@ -78,6 +92,8 @@ impl Engine {
             ),
             Err(e) => tracing::warn!(error = %e, "could not release old leases"),
         }
+        let outcomes = self.recorder.lock().ok().and_then(|mut r| r.take());
+        let recording = outcomes.map(|outcomes| tokio::spawn(self.clone().record(outcomes)));
         loop {
             let wait = match self.step().await {
                 Ok(next) => next.map_or(BACKSTOP, |t| {
@@ -96,6 +112,39 @@ impl Engine {
         }
         self.tasks.close();
         self.tasks.wait().await;
+        // Every attempt has sent its outcome: close the channel and let the recorder finish.
+        drop(self.ended.lock().ok().and_then(|mut e| e.take()));
+        if let Some(recording) = recording {
+            let _ = recording.await;
+        }
+    }
+
+    /// Records outcomes as they come, as many as are waiting in one write, then frees their slots
+    /// and wakes the loop (the next event of a call may be due now).
+    async fn record(self: Arc<Self>, mut outcomes: mpsc::UnboundedReceiver<Ended>) {
+        while let Some(first) = outcomes.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < RECORD_BATCH {
+                match outcomes.try_recv() {
+                    Ok(more) => batch.push(more),
+                    Err(_) => break,
+                }
+            }
+            let finished: Vec<Finished> = batch.iter().map(|e| e.finished.clone()).collect();
+            match self.store.finish_attempts(finished).await {
+                Ok(skipped) => self.metrics.skipped(skipped),
+                // The leases run out (or the next start releases them) and the deliveries are
+                // sent again.
+                Err(e) => {
+                    tracing::error!(error = %e, count = batch.len(), "recording delivery outcomes failed")
+                }
+            }
+            for ended in batch {
+                self.free_webhook_slot(&ended.finished.job.webhook_id);
+                drop(ended.slot);
+            }
+            self.wake.notify_one();
+        }
     }
 
     /// One step: claims every due delivery there is room for and starts sending it. Returns when
@@ -131,7 +180,10 @@ impl Engine {
     }
 
     fn start(self: &Arc<Self>, job: DeliveryJob) {
-        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+        let Some(ended) = self.ended.lock().ok().and_then(|e| e.clone()) else {
+            return; // Shutting down: the lease runs out and the delivery is claimed again.
+        };
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
             // Cannot happen: claims never exceed the free slots. The lease runs out and the
             // delivery is claimed again.
             tracing::error!(delivery = %job.id, "no free slot for a claimed delivery");
@@ -142,15 +194,14 @@ impl Engine {
         }
         let engine = self.clone();
         self.tasks.spawn(async move {
-            engine.attempt(&job).await;
-            drop(permit);
-            engine.finished(&job.webhook_id);
-            engine.wake.notify_one();
+            let (end, at) = engine.attempt(&job).await;
+            let finished = Finished { job, end, at };
+            let _ = ended.send(Ended { finished, slot });
         });
     }
 
     /// Frees the per-webhook slot of a finished attempt.
-    fn finished(&self, webhook_id: &str) {
+    fn free_webhook_slot(&self, webhook_id: &str) {
         let Ok(mut in_flight) = self.in_flight.lock() else {
             return;
         };
@@ -162,7 +213,8 @@ impl Engine {
         }
     }
 
-    async fn attempt(&self, job: &DeliveryJob) {
+    /// Sends one attempt and decides what follows; the outcome is recorded by [`Engine::record`].
+    async fn attempt(&self, job: &DeliveryJob) -> (AttemptEnd, Timestamp) {
         let started = Instant::now();
         let result = self.sender.send(job).await;
         let took = started.elapsed();
@@ -187,12 +239,6 @@ impl Engine {
             }
         };
         self.metrics.attempt(outcome, took);
-        match self.store.finish_attempt(job, end, now).await {
-            Ok(skipped) => self.metrics.skipped(skipped),
-            // The lease runs out (or the next start releases it) and the delivery is sent again.
-            Err(e) => {
-                tracing::error!(delivery = %job.id, error = %e, "recording a delivery outcome failed")
-            }
-        }
+        (end, now)
     }
 }

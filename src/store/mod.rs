@@ -190,6 +190,14 @@ pub enum AttemptEnd {
     Failed(Failure),
 }
 
+/// An attempt that ended: which, how and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub job: DeliveryJob,
+    pub end: AttemptEnd,
+    pub at: Timestamp,
+}
+
 /// The result of a replay request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Replay {
@@ -275,14 +283,9 @@ pub trait Store: Send + Sync + 'static {
     /// (webhook, call) so that events of one call go out in order, and only for live webhooks.
     /// Each claim counts one attempt.
     async fn claim_deliveries(&self, claim: Claim) -> Result<Vec<DeliveryJob>, StoreError>;
-    /// Records how an attempt ended, with the webhook statistics that follow from it.
-    /// Returns how many other deliveries were skipped as a result (when the webhook failed).
-    async fn finish_attempt(
-        &self,
-        job: &DeliveryJob,
-        end: AttemptEnd,
-        now: Timestamp,
-    ) -> Result<u64, StoreError>;
+    /// Records how attempts ended (in one write), with the webhook statistics that follow.
+    /// Returns how many other deliveries were skipped as a result (when a webhook failed).
+    async fn finish_attempts(&self, finished: Vec<Finished>) -> Result<u64, StoreError>;
     /// The earliest future retry time of a pending delivery.
     async fn next_retry_at(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError>;
     /// Marks pending deliveries of failed or expired webhooks as skipped; returns how many.

@@ -4,8 +4,9 @@
 
 use crate::domain::Timestamp;
 use crate::domain::webhook::{MetadataPolicy, SigningAlgo};
-use crate::store::{AttemptEnd, Claim, DeliveryJob, Replay};
+use crate::store::{AttemptEnd, Claim, DeliveryJob, Finished, Replay};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashMap;
 
 /// Queues one delivery of event `event_seq` per webhook of the call's user: `pending` for live
 /// webhooks, `skipped` for failed or expired ones. Returns how many are pending and skipped.
@@ -34,7 +35,8 @@ pub(super) fn queue(
     for (webhook_id, live) in &webhooks {
         let status = if *live { "pending" } else { "skipped" };
         pending += usize::from(*live);
-        let id = uuid::Uuid::new_v4().to_string();
+        // Time-ordered ids keep the unique index append-only.
+        let id = uuid::Uuid::now_v7().to_string();
         insert.execute(params![
             id,
             webhook_id,
@@ -121,11 +123,7 @@ pub(super) fn finish(
                 "UPDATE deliveries SET status = 'delivered', lease_until = NULL WHERE seq = ?1",
             )?
             .execute([job.seq])?;
-            c.prepare_cached(
-                "UPDATE webhooks SET total_attempts = total_attempts + 1, \
-                 total_successes = total_successes + 1, last_success = ?2 WHERE id = ?1",
-            )?
-            .execute(params![job.webhook_id, now.millis()])?;
+            // The webhook's statistics are counted per batch: see `count_successes`.
         }
         AttemptEnd::Retry { at } => {
             // A webhook that failed meanwhile (through another delivery) gets no retries.
@@ -166,6 +164,26 @@ pub(super) fn finish(
         }
     }
     Ok(skipped)
+}
+
+/// Adds the successes of a batch of outcomes to their webhooks' statistics: one update per webhook
+/// rather than one per delivery.
+pub(super) fn count_successes(c: &Connection, finished: &[Finished]) -> rusqlite::Result<()> {
+    let mut per_webhook: HashMap<&str, (i64, Timestamp)> = HashMap::new();
+    for f in finished.iter().filter(|f| f.end == AttemptEnd::Delivered) {
+        let entry = per_webhook.entry(&f.job.webhook_id).or_insert((0, f.at));
+        entry.0 += 1;
+        entry.1 = entry.1.max(f.at);
+    }
+    let mut update = c.prepare_cached(
+        "UPDATE webhooks SET total_attempts = total_attempts + ?2, \
+         total_successes = total_successes + ?2, \
+         last_success = MAX(COALESCE(last_success, 0), ?3) WHERE id = ?1",
+    )?;
+    for (webhook_id, (count, last)) in per_webhook {
+        update.execute(params![webhook_id, count, last.millis()])?;
+    }
+    Ok(())
 }
 
 pub(super) fn skip_undeliverable(c: &Connection, now: Timestamp) -> rusqlite::Result<u64> {

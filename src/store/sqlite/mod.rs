@@ -9,7 +9,7 @@ pub mod schema;
 mod writer;
 
 use super::{
-    ApplyError, ApplyOutcome, AttemptEnd, Backlog, CallFilter, CallPage, Claim, DeliveryJob,
+    ApplyError, ApplyOutcome, Backlog, CallFilter, CallPage, Claim, DeliveryJob, Finished,
     NewToken, Replay, Store, StoreError, TokenInfo,
 };
 use crate::domain::Timestamp;
@@ -73,8 +73,10 @@ impl SqliteStore {
                 path: shown.clone(),
                 source,
             })?;
+        let checkpointer = Connection::open(path).map_err(sqlite)?;
+        checkpointer.execute_batch(PRAGMAS).map_err(sqlite)?;
         Ok(SqliteStore {
-            writer: Writer::start(conn)?,
+            writer: Writer::start(conn, Some(checkpointer))?,
             readers,
         })
     }
@@ -427,7 +429,7 @@ impl Store for SqliteStore {
                 let applied = call::apply(
                     current.as_ref(),
                     &report,
-                    || uuid::Uuid::new_v4().to_string(),
+                    || uuid::Uuid::now_v7().to_string(),
                     now,
                 )?;
                 let (deliveries, skipped) = match &applied {
@@ -507,15 +509,15 @@ impl Store for SqliteStore {
         self.write_lazy(move |c| deliveries::claim(c, &claim)).await
     }
 
-    async fn finish_attempt(
-        &self,
-        job: &DeliveryJob,
-        end: AttemptEnd,
-        now: Timestamp,
-    ) -> Result<u64, StoreError> {
-        let job = job.clone();
-        self.write_lazy(move |c| deliveries::finish(c, &job, &end, now))
-            .await
+    async fn finish_attempts(&self, finished: Vec<Finished>) -> Result<u64, StoreError> {
+        self.write_lazy(move |c| {
+            let skipped = finished.iter().try_fold(0, |skipped, f| {
+                Ok::<_, rusqlite::Error>(skipped + deliveries::finish(c, &f.job, &f.end, f.at)?)
+            })?;
+            deliveries::count_successes(c, &finished)?;
+            Ok(skipped)
+        })
+        .await
     }
 
     async fn next_retry_at(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
