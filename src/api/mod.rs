@@ -153,11 +153,6 @@ async fn metrics(State(app): State<AppState>) -> Result<Response, error::ApiErro
     Ok(response)
 }
 
-/// The OpenAPI document of everything this server routes.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    build().1
-}
-
 fn build() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(VIS_PREFIX, vis_routes())
