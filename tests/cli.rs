@@ -16,6 +16,11 @@ fn help(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `callhook token list --db DB --json`, run to completion.
+fn token_list_json(db: &str) -> std::process::Output {
+    cli(&["token", "list", "--db", db, "--json"])
+}
+
 fn assert_mentions(text: &str, words: &[&str], what: &str) {
     let missing: Vec<&&str> = words.iter().filter(|w| !text.contains(**w)).collect();
     assert!(
@@ -113,12 +118,7 @@ fn an_unknown_subcommand_fails_with_a_message() {
 #[test]
 fn token_create_prints_a_fresh_token_alone_on_stdout() {
     // Arrange
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir
-        .path()
-        .join("callhook.db")
-        .to_string_lossy()
-        .into_owned();
+    let (_dir, db) = fresh_db();
 
     // Act
     let first = token_create(&db, &["--account", "a1", "--user", "u1"]);
@@ -134,12 +134,7 @@ fn token_create_prints_a_fresh_token_alone_on_stdout() {
 #[test]
 fn token_list_json_describes_every_token_without_its_secret() {
     // Arrange
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir
-        .path()
-        .join("callhook.db")
-        .to_string_lossy()
-        .into_owned();
+    let (_dir, db) = fresh_db();
     let user = token_create(
         &db,
         &["--account", "a1", "--user", "u1", "--name", "laptop"],
@@ -150,7 +145,7 @@ fn token_list_json_describes_every_token_without_its_secret() {
     );
 
     // Act
-    let out = cli(&["token", "list", "--db", &db, "--json"]);
+    let out = token_list_json(&db);
 
     // Assert
     assert_success(&out, "token list --json");
@@ -202,16 +197,11 @@ fn token_list_json_describes_every_token_without_its_secret() {
 #[test]
 fn token_expiry_follows_expires_in() {
     // Arrange
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir
-        .path()
-        .join("callhook.db")
-        .to_string_lossy()
-        .into_owned();
+    let (_dir, db) = fresh_db();
     token_create(&db, &["--role", "ingest", "--expires-in", "10d"]);
 
     // Act
-    let out = cli(&["token", "list", "--db", &db, "--json"]);
+    let out = token_list_json(&db);
 
     // Assert
     assert_success(&out, "token list --json");
@@ -231,18 +221,13 @@ fn token_expiry_follows_expires_in() {
 #[test]
 fn token_list_table_shows_each_token_without_its_secret() {
     // Arrange
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir
-        .path()
-        .join("callhook.db")
-        .to_string_lossy()
-        .into_owned();
+    let (_dir, db) = fresh_db();
     let secret = token_create(
         &db,
         &["--account", "a1", "--user", "u1", "--name", "laptop"],
     );
     let ids: Vec<String> = {
-        let out = cli(&["token", "list", "--db", &db, "--json"]);
+        let out = token_list_json(&db);
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         v.as_array()
             .unwrap()
@@ -296,14 +281,9 @@ fn token_revoke_marks_the_token_revoked() {
 #[test]
 fn revoking_an_unknown_token_fails_with_a_message_and_changes_nothing() {
     // Arrange
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir
-        .path()
-        .join("callhook.db")
-        .to_string_lossy()
-        .into_owned();
+    let (_dir, db) = fresh_db();
     token_create(&db, &["--account", "a1", "--user", "u1"]);
-    let before = cli(&["token", "list", "--db", &db, "--json"]).stdout;
+    let before = token_list_json(&db).stdout;
 
     // Act
     let out = cli(&["token", "revoke", "--db", &db, "tok_doesnotexist"]);
@@ -314,21 +294,13 @@ fn revoking_an_unknown_token_fails_with_a_message_and_changes_nothing() {
         !String::from_utf8_lossy(&out.stderr).trim().is_empty(),
         "a message on stderr"
     );
-    assert_eq!(
-        cli(&["token", "list", "--db", &db, "--json"]).stdout,
-        before
-    );
+    assert_eq!(token_list_json(&db).stdout, before);
 }
 
 #[test]
 fn token_create_refuses_bad_arguments_and_creates_nothing() {
     // Arrange
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir
-        .path()
-        .join("callhook.db")
-        .to_string_lossy()
-        .into_owned();
+    let (_dir, db) = fresh_db();
     let cases: [&[&str]; 5] = [
         &["--account", "a1", "--user", "u1", "--role", "admin"],
         &["--account", "a1"],
@@ -357,7 +329,7 @@ fn token_create_refuses_bad_arguments_and_creates_nothing() {
         );
     }
     // The database may or may not exist now; if it does, it holds no token.
-    let out = cli(&["token", "list", "--db", &db, "--json"]);
+    let out = token_list_json(&db);
     if out.status.success() {
         assert_eq!(
             serde_json::from_slice::<Value>(&out.stdout).unwrap(),
@@ -369,12 +341,7 @@ fn token_create_refuses_bad_arguments_and_creates_nothing() {
 #[tokio::test]
 async fn a_token_created_before_the_first_serve_is_accepted() {
     // Arrange
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir
-        .path()
-        .join("callhook.db")
-        .to_string_lossy()
-        .into_owned();
+    let (dir, db) = fresh_db();
     let token = token_create(&db, &["--account", "a1", "--user", "u1"]);
 
     // Act
@@ -401,12 +368,7 @@ async fn serve_takes_its_address_and_database_from_the_environment() {
 #[tokio::test]
 async fn serve_takes_lifecycle_periods_from_the_environment() {
     // Arrange: flags win over the environment, so only the environment sets the periods here.
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir
-        .path()
-        .join("callhook.db")
-        .to_string_lossy()
-        .into_owned();
+    let (_dir, db) = fresh_db();
     let mut child = clean_command()
         .args(["serve", "--listen", "127.0.0.1:0", "--db", &db])
         .env("CALLHOOK_WEBHOOK_TTL", "1d")
@@ -469,12 +431,7 @@ impl Drop for KillOnDrop {
 #[test]
 fn serve_refuses_an_invalid_duration_and_exits() {
     // Arrange
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir
-        .path()
-        .join("callhook.db")
-        .to_string_lossy()
-        .into_owned();
+    let (_dir, db) = fresh_db();
 
     for args in [["--webhook-ttl", "soon"], ["--purge-grace", "-5d"]] {
         let mut child = KillOnDrop(

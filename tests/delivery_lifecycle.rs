@@ -15,11 +15,7 @@ use support::*;
 const ME: (&str, &str) = ("a1", "u1");
 
 async fn ingest_state(server: &Server, ingest: &str, ext: &str, state: &str, at_ms: i64) -> Value {
-    let body = with(
-        report(ME.0, ME.1, ext, "INBOUND", state),
-        "at",
-        json!(rfc3339(T0 + at_ms)),
-    );
+    let body = report_at(ME.0, ME.1, ext, "INBOUND", state, T0 + at_ms);
     server.ingest_ok(ingest, &body).await
 }
 

@@ -136,12 +136,7 @@ async fn broken_bodies_are_refused_in_vis_shape_and_store_nothing() {
             (INGEST.to_string(), &ingest),
         ] {
             // Act
-            let resp = server
-                .req("POST", &path)
-                .bearer(token)
-                .raw(Some("application/json"), body.clone())
-                .send()
-                .await;
+            let resp = server.post_json_text(&path, token, body.clone()).await;
 
             // Assert
             assert_handled(&resp, false);

@@ -6,28 +6,31 @@ mod support;
 use serde_json::{Value, json};
 use support::*;
 
+/// Every key an event may have, in alphabetical order.
+const EVENT_KEYS: [&str; 15] = [
+    "accountId",
+    "answerTime",
+    "callerId",
+    "direction",
+    "duration",
+    "endTime",
+    "externalId",
+    "id",
+    "internal",
+    "phoneNumber",
+    "startTime",
+    "state",
+    "type",
+    "ucpType",
+    "userId",
+];
+
 /// The exact key list of an event in `state` (alphabetical), given which optional keys it has.
 fn expected_event_keys(event: &Value) -> Vec<&'static str> {
-    [
-        "accountId",
-        "answerTime",
-        "callerId",
-        "direction",
-        "duration",
-        "endTime",
-        "externalId",
-        "id",
-        "internal",
-        "phoneNumber",
-        "startTime",
-        "state",
-        "type",
-        "ucpType",
-        "userId",
-    ]
-    .into_iter()
-    .filter(|k| !matches!(*k, "answerTime" | "callerId" | "endTime") || event.get(*k).is_some())
-    .collect()
+    EVENT_KEYS
+        .into_iter()
+        .filter(|k| !matches!(*k, "answerTime" | "callerId" | "endTime") || event.get(*k).is_some())
+        .collect()
 }
 
 #[tokio::test]
@@ -40,11 +43,7 @@ async fn an_event_has_alphabetical_keys_defaults_and_no_nulls() {
     let resp = server
         .ingest(
             &ingest,
-            &with(
-                report("376", "24785", "callhalf-1:0", "OUTBOUND", "RINGING"),
-                "at",
-                json!(rfc3339(T0)),
-            ),
+            &report_at("376", "24785", "callhalf-1:0", "OUTBOUND", "RINGING", T0),
         )
         .await;
 
@@ -90,51 +89,21 @@ async fn an_answered_event_has_every_field_in_alphabetical_order() {
                        "phoneNumber": "+441234", "callerId": "Alice", "state": "RINGING", "internal": true,
                        "ucpType": "VBE", "at": rfc3339(T0)});
     server.ingest_ok(&ingest, &first).await;
-    server
-        .ingest_ok(
-            &ingest,
-            &with(
-                with(first.clone(), "state", json!("ACTIVE")),
-                "at",
-                json!(rfc3339(T0 + 1_000)),
-            ),
+    let first_as = |state: &str, ms: i64| {
+        with(
+            with(first.clone(), "state", json!(state)),
+            "at",
+            json!(rfc3339(T0 + ms)),
         )
-        .await;
+    };
+    server.ingest_ok(&ingest, &first_as("ACTIVE", 1_000)).await;
 
     // Act
-    let resp = server
-        .ingest(
-            &ingest,
-            &with(
-                with(first.clone(), "state", json!("ANSWERED")),
-                "at",
-                json!(rfc3339(T0 + 2_500)),
-            ),
-        )
-        .await;
+    let resp = server.ingest(&ingest, &first_as("ANSWERED", 2_500)).await;
 
     // Assert
     resp.expect(202);
-    assert_eq!(
-        keys(&resp.text, "/event"),
-        [
-            "accountId",
-            "answerTime",
-            "callerId",
-            "direction",
-            "duration",
-            "endTime",
-            "externalId",
-            "id",
-            "internal",
-            "phoneNumber",
-            "startTime",
-            "state",
-            "type",
-            "ucpType",
-            "userId"
-        ]
-    );
+    assert_eq!(keys(&resp.text, "/event"), EVENT_KEYS);
     let event = resp.json()["event"].clone();
     assert_eq!(event["callerId"], "Alice");
     assert_eq!(event["internal"], true);
@@ -221,10 +190,7 @@ async fn integer_ids_are_accepted_and_returned_as_strings() {
     assert_eq!(event["accountId"], "376");
     assert_eq!(event["userId"], "24785");
     let reader = server.user_token("376", "24785");
-    assert_eq!(
-        server.get_json(&vis("/self/events/count"), &reader).await,
-        json!({"count": 1})
-    );
+    assert_eq!(server.events_count(&reader).await, json!({"count": 1}));
 }
 
 #[tokio::test]
@@ -321,7 +287,7 @@ async fn invalid_report_values_are_refused_with_422_naming_each_field_and_store_
         assert_eq!(resp.expect_validation(), fields, "body {body}: {resp:?}");
     }
     assert_eq!(
-        server.get_json(&vis("/self/events/count"), &reader).await,
+        server.events_count(&reader).await,
         json!({"count": 0}),
         "nothing stored"
     );
@@ -348,10 +314,7 @@ async fn unknown_report_fields_are_refused_with_422_naming_them() {
 
     // Assert
     assert_eq!(resp.expect_validation(), ["colour", "duration"]);
-    assert_eq!(
-        server.get_json(&vis("/self/events/count"), &reader).await,
-        json!({"count": 0})
-    );
+    assert_eq!(server.events_count(&reader).await, json!({"count": 0}));
 }
 
 #[tokio::test]
@@ -362,12 +325,7 @@ async fn a_report_body_that_is_not_an_object_is_refused_with_422_body() {
 
     for body in ["[]", "\"RINGING\"", "1", "null"] {
         // Act
-        let resp = server
-            .req("POST", INGEST)
-            .bearer(&ingest)
-            .raw(Some("application/json"), body)
-            .send()
-            .await;
+        let resp = server.post_json_text(INGEST, &ingest, body).await;
 
         // Assert
         assert_eq!(resp.expect_validation(), ["body"], "body {body}");
@@ -383,20 +341,12 @@ async fn malformed_report_json_is_refused_with_400() {
 
     for body in ["{", "{\"state\": RINGING}", "", "\u{0}"] {
         // Act
-        let resp = server
-            .req("POST", INGEST)
-            .bearer(&ingest)
-            .raw(Some("application/json"), body)
-            .send()
-            .await;
+        let resp = server.post_json_text(INGEST, &ingest, body).await;
 
         // Assert
         resp.expect_error(400, "BAD_REQUEST");
     }
-    assert_eq!(
-        server.get_json(&vis("/self/events/count"), &reader).await,
-        json!({"count": 0})
-    );
+    assert_eq!(server.events_count(&reader).await, json!({"count": 0}));
 }
 
 #[tokio::test]
@@ -414,19 +364,13 @@ async fn a_report_not_declared_json_is_refused_with_415() {
     ] {
         // Act
         let resp = server
-            .req("POST", INGEST)
-            .bearer(&ingest)
-            .raw(content_type, body.clone())
-            .send()
+            .post_raw(INGEST, &ingest, content_type, body.clone())
             .await;
 
         // Assert
         resp.expect_error(415, "UNSUPPORTED_MEDIA_TYPE");
     }
-    assert_eq!(
-        server.get_json(&vis("/self/events/count"), &reader).await,
-        json!({"count": 0})
-    );
+    assert_eq!(server.events_count(&reader).await, json!({"count": 0}));
 }
 
 #[tokio::test]
@@ -443,19 +387,11 @@ async fn a_report_over_64_kib_is_refused_with_413() {
     .to_string();
 
     // Act
-    let resp = server
-        .req("POST", INGEST)
-        .bearer(&ingest)
-        .raw(Some("application/json"), body)
-        .send()
-        .await;
+    let resp = server.post_json_text(INGEST, &ingest, body).await;
 
     // Assert
     resp.expect_error(413, "PAYLOAD_TOO_LARGE");
-    assert_eq!(
-        server.get_json(&vis("/self/events/count"), &reader).await,
-        json!({"count": 0})
-    );
+    assert_eq!(server.events_count(&reader).await, json!({"count": 0}));
 }
 
 #[tokio::test]
@@ -477,9 +413,7 @@ async fn an_ingest_token_bound_to_an_account_may_only_report_for_that_account() 
     own.expect(202);
     foreign.expect_error(403, "FORBIDDEN");
     assert_eq!(
-        server
-            .get_json(&vis("/self/events/count"), &other_reader)
-            .await,
+        server.events_count(&other_reader).await,
         json!({"count": 0})
     );
 }
@@ -529,10 +463,7 @@ async fn concurrent_reports_of_different_calls_are_all_stored() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 40, "every call has its own id");
-    assert_eq!(
-        server.get_json(&vis("/self/events/count"), &reader).await,
-        json!({"count": 40})
-    );
+    assert_eq!(server.events_count(&reader).await, json!({"count": 40}));
 }
 
 #[tokio::test]

@@ -37,6 +37,16 @@ async fn everything(server: &Server, user: &str) -> Vec<(String, Value)> {
     seen
 }
 
+/// `serve` exited with code 0 (the server log is shown if not).
+fn assert_exit_code_0(status: std::process::ExitStatus, server: &Server) {
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status {status}\n{}",
+        server.log()
+    );
+}
+
 #[tokio::test]
 async fn restart_on_the_same_database_keeps_tokens_webhooks_calls_and_events() {
     // Arrange
@@ -78,11 +88,7 @@ async fn restart_on_the_same_database_keeps_tokens_webhooks_calls_and_events() {
         ("c4", "OUTBOUND", vec!["INITIALIZING"]),
     ] {
         for (i, state) in states.iter().enumerate() {
-            let body = with(
-                report("a1", "u1", ext, direction, state),
-                "at",
-                json!(rfc3339(T0 + i as i64 * 1_000)),
-            );
+            let body = report_at("a1", "u1", ext, direction, state, T0 + i as i64 * 1_000);
             server.ingest_ok(&ingest, &body).await;
         }
     }
@@ -107,56 +113,15 @@ async fn a_call_continues_its_state_machine_after_a_restart() {
     // Arrange
     let mut server = Server::start();
     let ingest = server.ingest_token();
-    let at = |ms: i64| json!(rfc3339(T0 + ms));
-    server
-        .ingest_ok(
-            &ingest,
-            &with(report("a1", "u1", "c1", "OUTBOUND", "RINGING"), "at", at(0)),
-        )
-        .await;
-    let active = server
-        .ingest_ok(
-            &ingest,
-            &with(
-                report("a1", "u1", "c1", "OUTBOUND", "ACTIVE"),
-                "at",
-                at(5_000),
-            ),
-        )
-        .await;
+    let c1 = |state: &str, ms: i64| report_at("a1", "u1", "c1", "OUTBOUND", state, T0 + ms);
+    server.ingest_ok(&ingest, &c1("RINGING", 0)).await;
+    let active = server.ingest_ok(&ingest, &c1("ACTIVE", 5_000)).await;
 
     // Act
     server.restart();
-    let repeat = server
-        .ingest(
-            &ingest,
-            &with(
-                report("a1", "u1", "c1", "OUTBOUND", "ACTIVE"),
-                "at",
-                at(5_000),
-            ),
-        )
-        .await;
-    let illegal = server
-        .ingest(
-            &ingest,
-            &with(
-                report("a1", "u1", "c1", "OUTBOUND", "RINGING"),
-                "at",
-                at(6_000),
-            ),
-        )
-        .await;
-    let ended = server
-        .ingest_ok(
-            &ingest,
-            &with(
-                report("a1", "u1", "c1", "OUTBOUND", "ANSWERED"),
-                "at",
-                at(65_000),
-            ),
-        )
-        .await;
+    let repeat = server.ingest(&ingest, &c1("ACTIVE", 5_000)).await;
+    let illegal = server.ingest(&ingest, &c1("RINGING", 6_000)).await;
+    let ended = server.ingest_ok(&ingest, &c1("ANSWERED", 65_000)).await;
 
     // Assert
     repeat.expect(200);
@@ -205,12 +170,7 @@ async fn sigterm_stops_serve_cleanly_with_exit_code_0_and_nothing_else_on_stdout
     let (status, extra_stdout) = server.stop_with_signal("TERM");
 
     // Assert
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "exit status {status}\n{}",
-        server.log()
-    );
+    assert_exit_code_0(status, &server);
     assert!(
         extra_stdout.is_empty(),
         "stdout holds only the listening line, also got {extra_stdout:?}"
@@ -226,12 +186,7 @@ async fn sigint_right_after_the_listening_line_stops_serve_cleanly_with_exit_cod
     let (status, _) = server.stop_with_signal("INT");
 
     // Assert
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "exit status {status}\n{}",
-        server.log()
-    );
+    assert_exit_code_0(status, &server);
 }
 
 #[tokio::test]
@@ -243,12 +198,7 @@ async fn sigterm_right_after_the_listening_line_stops_serve_cleanly_with_exit_co
     let (status, _) = server.stop_with_signal("TERM");
 
     // Assert
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "exit status {status}\n{}",
-        server.log()
-    );
+    assert_exit_code_0(status, &server);
 }
 
 #[tokio::test]

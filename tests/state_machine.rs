@@ -111,13 +111,19 @@ struct Script<'a> {
     user: &'static str,
 }
 
-impl Script<'_> {
+impl<'a> Script<'a> {
+    /// A script for account a1, user u1, with a fresh ingest token.
+    fn new(server: &'a Server) -> Self {
+        Script {
+            server,
+            ingest: server.ingest_token(),
+            account: "a1",
+            user: "u1",
+        }
+    }
+
     fn body(&self, ext: &str, direction: &str, state: &str, at: i64) -> Value {
-        with(
-            report(self.account, self.user, ext, direction, state),
-            "at",
-            json!(rfc3339(at)),
-        )
+        report_at(self.account, self.user, ext, direction, state, at)
     }
 
     /// Drives a new call through `states` (one step apart from T0); returns the last event.
@@ -156,12 +162,7 @@ async fn stored_event(server: &Server, user_token: &str, id: &str) -> Value {
 async fn every_allowed_transition_is_accepted_with_the_contract_timing_fields() {
     // Arrange
     let server = Server::start();
-    let script = Script {
-        server: &server,
-        ingest: server.ingest_token(),
-        account: "a1",
-        user: "u1",
-    };
+    let script = Script::new(&server);
     let mut failures = Vec::new();
     let mut rows = 0;
 
@@ -239,12 +240,7 @@ async fn every_allowed_transition_is_accepted_with_the_contract_timing_fields() 
 async fn every_state_refuses_each_illegal_next_state_with_409_and_keeps_the_call_unchanged() {
     // Arrange
     let server = Server::start();
-    let script = Script {
-        server: &server,
-        ingest: server.ingest_token(),
-        account: "a1",
-        user: "u1",
-    };
+    let script = Script::new(&server);
     let reader = server.user_token("a1", "u1");
     let mut failures = Vec::new();
     let mut tried = 0;
@@ -320,7 +316,7 @@ async fn a_new_call_can_only_start_initializing_or_ringing() {
         resp.expect_error(409, "ILLEGAL_TRANSITION");
     }
     assert_eq!(
-        server.get_json(&vis("/self/events/count"), &reader).await,
+        server.events_count(&reader).await,
         json!({"count": 0}),
         "no call was created"
     );
@@ -330,21 +326,16 @@ async fn a_new_call_can_only_start_initializing_or_ringing() {
 async fn answered_then_ringing_is_refused_and_the_call_stays_answered() {
     // Arrange
     let server = Server::start();
-    let ingest = server.ingest_token();
+    let script = Script::new(&server);
+    let ingest = &script.ingest;
     let reader = server.user_token("a1", "u1");
-    let script = Script {
-        server: &server,
-        ingest: ingest.clone(),
-        account: "a1",
-        user: "u1",
-    };
     let answered = script
         .drive("c1", "INBOUND", &["RINGING", "ACTIVE", "ANSWERED"])
         .await;
 
     // Act
     let resp = server
-        .ingest(&ingest, &report("a1", "u1", "c1", "INBOUND", "RINGING"))
+        .ingest(ingest, &report("a1", "u1", "c1", "INBOUND", "RINGING"))
         .await;
 
     // Assert
@@ -363,12 +354,7 @@ async fn answered_then_ringing_is_refused_and_the_call_stays_answered() {
 async fn a_repeated_report_of_the_current_state_answers_200_with_the_identical_event() {
     // Arrange
     let server = Server::start();
-    let script = Script {
-        server: &server,
-        ingest: server.ingest_token(),
-        account: "a1",
-        user: "u1",
-    };
+    let script = Script::new(&server);
     let reader = server.user_token("a1", "u1");
     let mut failures = Vec::new();
 
@@ -413,35 +399,14 @@ async fn talk_time_is_the_duration_from_active_to_answered() {
     // Arrange
     let server = Server::start();
     let ingest = server.ingest_token();
-    let at = |ms: i64| json!(rfc3339(T0 + ms));
-    server
-        .ingest_ok(
-            &ingest,
-            &with(report("a1", "u1", "c1", "OUTBOUND", "RINGING"), "at", at(0)),
-        )
-        .await;
-    server
-        .ingest_ok(
-            &ingest,
-            &with(
-                report("a1", "u1", "c1", "OUTBOUND", "ACTIVE"),
-                "at",
-                at(5_000),
-            ),
-        )
-        .await;
+    for (state, ms) in [("RINGING", 0), ("ACTIVE", 5_000)] {
+        let body = report_at("a1", "u1", "c1", "OUTBOUND", state, T0 + ms);
+        server.ingest_ok(&ingest, &body).await;
+    }
 
     // Act
-    let event = server
-        .ingest_ok(
-            &ingest,
-            &with(
-                report("a1", "u1", "c1", "OUTBOUND", "ANSWERED"),
-                "at",
-                at(65_000),
-            ),
-        )
-        .await;
+    let answered_body = report_at("a1", "u1", "c1", "OUTBOUND", "ANSWERED", T0 + 65_000);
+    let event = server.ingest_ok(&ingest, &answered_body).await;
 
     // Assert
     assert_eq!(event["startTime"], event_time(T0));
@@ -468,18 +433,10 @@ async fn hold_resume_and_detach_keep_the_first_answer_time() {
 
     // Act
     for (state, ms) in steps {
-        let body = with(
-            report("a1", "u1", "c1", "INBOUND", state),
-            "at",
-            json!(rfc3339(T0 + ms)),
-        );
+        let body = report_at("a1", "u1", "c1", "INBOUND", state, T0 + ms);
         events.push(server.ingest_ok(&ingest, &body).await);
     }
-    let body = with(
-        report("a1", "u1", "c1", "INBOUND", "ANSWERED"),
-        "at",
-        json!(rfc3339(T0 + 65_000)),
-    );
+    let body = report_at("a1", "u1", "c1", "INBOUND", "ANSWERED", T0 + 65_000);
     let end = server.ingest_ok(&ingest, &body).await;
 
     // Assert
@@ -505,28 +462,12 @@ async fn answered_without_ever_being_active_has_answer_time_equal_to_end_time_an
     // Arrange
     let server = Server::start();
     let ingest = server.ingest_token();
-    server
-        .ingest_ok(
-            &ingest,
-            &with(
-                report("a1", "u1", "c1", "INBOUND", "INITIALIZING"),
-                "at",
-                json!(rfc3339(T0)),
-            ),
-        )
-        .await;
+    let initializing_body = report_at("a1", "u1", "c1", "INBOUND", "INITIALIZING", T0);
+    server.ingest_ok(&ingest, &initializing_body).await;
 
     // Act
-    let event = server
-        .ingest_ok(
-            &ingest,
-            &with(
-                report("a1", "u1", "c1", "INBOUND", "ANSWERED"),
-                "at",
-                json!(rfc3339(T0 + 3_000)),
-            ),
-        )
-        .await;
+    let answered_body = report_at("a1", "u1", "c1", "INBOUND", "ANSWERED", T0 + 3_000);
+    let event = server.ingest_ok(&ingest, &answered_body).await;
 
     // Assert
     assert_eq!(event["answerTime"], event_time(T0 + 3_000));
@@ -541,30 +482,14 @@ async fn the_call_id_is_stable_per_account_and_external_id() {
     let ingest = server.ingest_token();
 
     // Act
-    let a = server
-        .ingest_ok(
-            &ingest,
-            &report("a1", "u1", "same-ext", "INBOUND", "RINGING"),
-        )
-        .await;
-    let a2 = server
-        .ingest_ok(
-            &ingest,
-            &report("a1", "u1", "same-ext", "INBOUND", "ACTIVE"),
-        )
-        .await;
-    let b = server
-        .ingest_ok(
-            &ingest,
-            &report("a2", "u1", "same-ext", "INBOUND", "RINGING"),
-        )
-        .await;
-    let c = server
-        .ingest_ok(
-            &ingest,
-            &report("a1", "u1", "other-ext", "INBOUND", "RINGING"),
-        )
-        .await;
+    let ringing = report("a1", "u1", "same-ext", "INBOUND", "RINGING");
+    let a = server.ingest_ok(&ingest, &ringing).await;
+    let active = report("a1", "u1", "same-ext", "INBOUND", "ACTIVE");
+    let a2 = server.ingest_ok(&ingest, &active).await;
+    let other_account = report("a2", "u1", "same-ext", "INBOUND", "RINGING");
+    let b = server.ingest_ok(&ingest, &other_account).await;
+    let other_ext = report("a1", "u1", "other-ext", "INBOUND", "RINGING");
+    let c = server.ingest_ok(&ingest, &other_ext).await;
 
     // Assert
     assert_eq!(a["id"], a2["id"], "one call, one id");
@@ -634,10 +559,7 @@ async fn a_report_with_another_user_or_direction_for_an_existing_call_is_a_409_c
         original
     );
     let u2 = server.user_token("a1", "u2");
-    assert_eq!(
-        server.get_json(&vis("/self/events/count"), &u2).await,
-        json!({"count": 0})
-    );
+    assert_eq!(server.events_count(&u2).await, json!({"count": 0}));
 }
 
 #[tokio::test]
@@ -646,28 +568,12 @@ async fn an_at_earlier_than_the_last_change_is_refused_with_422_at() {
     let server = Server::start();
     let ingest = server.ingest_token();
     let reader = server.user_token("a1", "u1");
-    let ringing = server
-        .ingest_ok(
-            &ingest,
-            &with(
-                report("a1", "u1", "c1", "INBOUND", "RINGING"),
-                "at",
-                json!(rfc3339(T0 + 10_000)),
-            ),
-        )
-        .await;
+    let ringing_body = report_at("a1", "u1", "c1", "INBOUND", "RINGING", T0 + 10_000);
+    let ringing = server.ingest_ok(&ingest, &ringing_body).await;
 
     // Act
-    let resp = server
-        .ingest(
-            &ingest,
-            &with(
-                report("a1", "u1", "c1", "INBOUND", "ACTIVE"),
-                "at",
-                json!(rfc3339(T0)),
-            ),
-        )
-        .await;
+    let active_body = report_at("a1", "u1", "c1", "INBOUND", "ACTIVE", T0);
+    let resp = server.ingest(&ingest, &active_body).await;
 
     // Assert
     assert_eq!(resp.expect_validation(), ["at"]);
@@ -682,28 +588,12 @@ async fn an_at_equal_to_the_last_change_is_accepted() {
     // Arrange
     let server = Server::start();
     let ingest = server.ingest_token();
-    server
-        .ingest_ok(
-            &ingest,
-            &with(
-                report("a1", "u1", "c1", "INBOUND", "RINGING"),
-                "at",
-                json!(rfc3339(T0)),
-            ),
-        )
-        .await;
+    let ringing_body = report_at("a1", "u1", "c1", "INBOUND", "RINGING", T0);
+    server.ingest_ok(&ingest, &ringing_body).await;
 
     // Act
-    let event = server
-        .ingest_ok(
-            &ingest,
-            &with(
-                report("a1", "u1", "c1", "INBOUND", "ACTIVE"),
-                "at",
-                json!(rfc3339(T0)),
-            ),
-        )
-        .await;
+    let active_body = report_at("a1", "u1", "c1", "INBOUND", "ACTIVE", T0);
+    let event = server.ingest_ok(&ingest, &active_body).await;
 
     // Assert
     assert_eq!(event["answerTime"], event_time(T0));
@@ -715,11 +605,7 @@ async fn concurrent_first_reports_of_one_call_create_exactly_one_call() {
     let server = Server::start();
     let ingest = server.ingest_token();
     let reader = server.user_token("a1", "u1");
-    let body = with(
-        report("a1", "u1", "race", "INBOUND", "RINGING"),
-        "at",
-        json!(rfc3339(T0)),
-    );
+    let body = report_at("a1", "u1", "race", "INBOUND", "RINGING", T0);
 
     // Act
     let resps = join_all((0..16).map(|_| server.ingest(&ingest, &body))).await;
@@ -737,8 +623,5 @@ async fn concurrent_first_reports_of_one_call_create_exactly_one_call() {
         resps.iter().all(|r| r.json()["event"] == first),
         "every answer carries the same event: {resps:?}"
     );
-    assert_eq!(
-        server.get_json(&vis("/self/events/count"), &reader).await,
-        json!({"count": 1})
-    );
+    assert_eq!(server.events_count(&reader).await, json!({"count": 1}));
 }

@@ -285,6 +285,39 @@ fn refused(resp: &Resp) {
     resp.expect_error(409, "CONFLICT");
 }
 
+/// Places a call to `number` (201, an array of one call); returns the new call's id.
+async fn place_ok(server: &Server, token: &str, number: &str) -> String {
+    id_of(&the_one_in_array(&place(server, token, number).await, 201))
+}
+
+/// A token of user `user` in account a1 whose contact number is `contact`.
+fn user_with_contact(server: &Server, user: &str, contact: &str) -> String {
+    server.token_create(&[
+        "--account",
+        "a1",
+        "--user",
+        user,
+        "--contact-number",
+        contact,
+    ])
+}
+
+/// Tries every call-control action on call `id` with `token`, in a fixed order (answer, hold,
+/// unhold, vmtransfer, transfer to REMOTE, end), checking each answer with `check` as it comes.
+async fn each_action(server: &Server, token: &str, id: &str, check: fn(&Resp)) {
+    check(&answer(server, token, id).await);
+    check(&hold(server, token, id).await);
+    check(&unhold(server, token, id).await);
+    check(&vmtransfer(server, token, id).await);
+    check(&transfer(server, token, id, REMOTE).await);
+    check(&end(server, token, id).await);
+}
+
+/// Asserts `resp` is 404 NOT_FOUND.
+fn not_found(resp: &Resp) {
+    resp.expect_error(404, "NOT_FOUND");
+}
+
 // ---- outbound calls ----
 
 #[tokio::test]
@@ -579,37 +612,36 @@ async fn an_unanswered_inbound_call_is_missed_after_the_ring_timeout() {
 
 // ---- transfer ----
 
-#[tokio::test]
-async fn a_transfer_to_a_colleague_detaches_the_call_rings_them_and_ends_with_their_call() {
+/// A server where users uA (contact +100) and uB (contact +200) of account a1 each have a
+/// webhook at `receiver` (`/a`, `/b`), and uA has placed a call the far end answered (its
+/// ACTIVE event delivered). Returns (receiver, server, A's token, B's token, A's call id).
+async fn a_talking_and_b_subscribed() -> (Receiver, Server, String, String, String) {
     let receiver = Receiver::start();
     let server = sim_server("200ms", "60s");
-    let a = server.token_create(&[
-        "--account",
-        "a1",
-        "--user",
-        "uA",
-        "--contact-number",
-        "+100",
-    ]);
-    let b = server.token_create(&[
-        "--account",
-        "a1",
-        "--user",
-        "uB",
-        "--contact-number",
-        "+200",
-    ]);
+    let a = user_with_contact(&server, "uA", "+100");
+    let b = user_with_contact(&server, "uB", "+200");
     subscribe(&server, &a, &receiver, "/a").await;
     subscribe(&server, &b, &receiver, "/b").await;
-
-    // A's call is answered by the far end.
-    let id_a = id_of(&the_one_in_array(&place(&server, &a, REMOTE).await, 201));
+    let id_a = place_ok(&server, &a, REMOTE).await;
     wait_state(&receiver, "/a", &id_a, "ACTIVE").await;
+    (receiver, server, a, b, id_a)
+}
+
+/// Transfers call `id` to `number`; asserts 200 and the call object, DETACHED; returns it.
+async fn transfer_detached(server: &Server, token: &str, id: &str, number: &str) -> Value {
+    let detached = the_call_object(&transfer(server, token, id, number).await);
+    assert_eq!(detached["id"], json!(id));
+    assert_eq!(detached["state"], json!("DETACHED"));
+    detached
+}
+
+#[tokio::test]
+async fn a_transfer_to_a_colleague_detaches_the_call_rings_them_and_ends_with_their_call() {
+    // A's call is answered by the far end.
+    let (receiver, server, a, b, id_a) = a_talking_and_b_subscribed().await;
 
     // Transfer to B's contact number: 200 and A's call object, DETACHED.
-    let detached = the_call_object(&transfer(&server, &a, &id_a, "+200").await);
-    assert_eq!(detached["id"], json!(id_a));
-    assert_eq!(detached["state"], json!("DETACHED"));
+    let detached = transfer_detached(&server, &a, &id_a, "+200").await;
     let events = wait_state(&receiver, "/a", &id_a, "DETACHED").await;
     assert_eq!(
         states(&events),
@@ -687,33 +719,9 @@ async fn a_transfer_to_a_colleague_detaches_the_call_rings_them_and_ends_with_th
 
 #[tokio::test]
 async fn a_transfer_to_a_number_no_user_has_detaches_the_call_and_ends_it() {
-    let receiver = Receiver::start();
-    let server = sim_server("200ms", "60s");
-    let a = server.token_create(&[
-        "--account",
-        "a1",
-        "--user",
-        "uA",
-        "--contact-number",
-        "+100",
-    ]);
-    let b = server.token_create(&[
-        "--account",
-        "a1",
-        "--user",
-        "uB",
-        "--contact-number",
-        "+200",
-    ]);
-    subscribe(&server, &a, &receiver, "/a").await;
-    subscribe(&server, &b, &receiver, "/b").await;
+    let (receiver, server, a, _b, id_a) = a_talking_and_b_subscribed().await;
 
-    let id_a = id_of(&the_one_in_array(&place(&server, &a, REMOTE).await, 201));
-    wait_state(&receiver, "/a", &id_a, "ACTIVE").await;
-
-    let detached = the_call_object(&transfer(&server, &a, &id_a, "+999").await);
-    assert_eq!(detached["id"], json!(id_a));
-    assert_eq!(detached["state"], json!("DETACHED"));
+    let detached = transfer_detached(&server, &a, &id_a, "+999").await;
 
     let events = wait_state(&receiver, "/a", &id_a, "ANSWERED").await;
     assert_eq!(
@@ -750,7 +758,7 @@ async fn actions_the_call_state_does_not_allow_are_refused_409_and_change_nothin
     subscribe(&server, &me, &receiver, "/me").await;
 
     // An outbound call that keeps ringing.
-    let out_ringing = id_of(&the_one_in_array(&place(&server, &me, NEVER).await, 201));
+    let out_ringing = place_ok(&server, &me, NEVER).await;
     refused(&answer(&server, &me, &out_ringing).await); // outbound: nothing to answer
     refused(&hold(&server, &me, &out_ringing).await); // ringing: cannot hold
     refused(&unhold(&server, &me, &out_ringing).await);
@@ -758,7 +766,7 @@ async fn actions_the_call_state_does_not_allow_are_refused_409_and_change_nothin
     refused(&transfer(&server, &me, &out_ringing, REMOTE2).await);
 
     // An outbound call the far end answered.
-    let out_active = id_of(&the_one_in_array(&place(&server, &me, REMOTE).await, 201));
+    let out_active = place_ok(&server, &me, REMOTE).await;
     wait_state(&receiver, "/me", &out_active, "ACTIVE").await;
     refused(&answer(&server, &me, &out_active).await);
     refused(&unhold(&server, &me, &out_active).await); // not on hold
@@ -811,7 +819,7 @@ async fn every_action_on_an_ended_call_is_refused_409() {
     let ingest = server.ingest_token();
     subscribe(&server, &me, &receiver, "/me").await;
 
-    let out = id_of(&the_one_in_array(&place(&server, &me, REMOTE).await, 201));
+    let out = place_ok(&server, &me, REMOTE).await;
     wait_state(&receiver, "/me", &out, "ACTIVE").await;
     let out_ended = the_one_in_array(&end(&server, &me, &out).await, 200);
     assert_eq!(out_ended["state"], json!("ANSWERED"));
@@ -821,12 +829,7 @@ async fn every_action_on_an_ended_call_is_refused_409() {
     assert_eq!(in_ended["state"], json!("REJECTED"));
 
     for (id, was) in [(&out, &out_ended), (&inb, &in_ended)] {
-        refused(&answer(&server, &me, id).await);
-        refused(&hold(&server, &me, id).await);
-        refused(&unhold(&server, &me, id).await);
-        refused(&vmtransfer(&server, &me, id).await);
-        refused(&transfer(&server, &me, id, REMOTE).await);
-        refused(&end(&server, &me, id).await);
+        each_action(&server, &me, id, refused).await;
         assert_eq!(
             &current(&server, &me, id).await,
             was,
@@ -857,26 +860,12 @@ async fn a_call_reported_through_ingestion_cannot_be_controlled_409_and_is_uncha
     let me = server.user_token(ME.0, ME.1);
     let ingest = server.ingest_token();
     subscribe(&server, &me, &receiver, "/me").await;
+    let pbx = |ext: &str, state: &str| report(ME.0, ME.1, ext, "INBOUND", state);
 
-    let ringing = server
-        .ingest_ok(
-            &ingest,
-            &report(ME.0, ME.1, "pbx-ring", "INBOUND", "RINGING"),
-        )
-        .await;
+    let ringing = server.ingest_ok(&ingest, &pbx("pbx-ring", "RINGING")).await;
     let ringing_id = id_of(&ringing);
-    server
-        .ingest_ok(
-            &ingest,
-            &report(ME.0, ME.1, "pbx-talk", "INBOUND", "RINGING"),
-        )
-        .await;
-    let talking = server
-        .ingest_ok(
-            &ingest,
-            &report(ME.0, ME.1, "pbx-talk", "INBOUND", "ACTIVE"),
-        )
-        .await;
+    server.ingest_ok(&ingest, &pbx("pbx-talk", "RINGING")).await;
+    let talking = server.ingest_ok(&ingest, &pbx("pbx-talk", "ACTIVE")).await;
     let talking_id = id_of(&talking);
 
     // Every action a simulated call in the same state would allow is refused.
@@ -900,10 +889,7 @@ async fn a_call_reported_through_ingestion_cannot_be_controlled_409_and_is_uncha
 
     // Witness: the telephony source reports the next change; it is the next event delivered.
     let done = server
-        .ingest_ok(
-            &ingest,
-            &report(ME.0, ME.1, "pbx-talk", "INBOUND", "ANSWERED"),
-        )
+        .ingest_ok(&ingest, &pbx("pbx-talk", "ANSWERED"))
         .await;
     let events = wait_state(&receiver, "/me", &talking_id, "ANSWERED").await;
     assert_eq!(states(&events), ["RINGING", "ACTIVE", "ANSWERED"]);
@@ -926,45 +912,17 @@ async fn another_users_call_or_an_unknown_call_is_404_and_left_alone() {
     let ingest = server.ingest_token();
     subscribe(&server, &me, &receiver, "/me").await;
 
-    let out = id_of(&the_one_in_array(&place(&server, &me, REMOTE).await, 201));
+    let out = place_ok(&server, &me, REMOTE).await;
     wait_state(&receiver, "/me", &out, "ACTIVE").await;
     let inb = id_of(&ring(&server, &ingest, ME, REMOTE2, None).await);
 
     for other in [&colleague, &stranger] {
         for id in [&out, &inb] {
-            answer(&server, other, id)
-                .await
-                .expect_error(404, "NOT_FOUND");
-            hold(&server, other, id)
-                .await
-                .expect_error(404, "NOT_FOUND");
-            unhold(&server, other, id)
-                .await
-                .expect_error(404, "NOT_FOUND");
-            vmtransfer(&server, other, id)
-                .await
-                .expect_error(404, "NOT_FOUND");
-            transfer(&server, other, id, REMOTE)
-                .await
-                .expect_error(404, "NOT_FOUND");
-            end(&server, other, id).await.expect_error(404, "NOT_FOUND");
+            each_action(&server, other, id, not_found).await;
         }
     }
     for id in ["no-such-call", "00000000-0000-0000-0000-000000000000"] {
-        answer(&server, &me, id)
-            .await
-            .expect_error(404, "NOT_FOUND");
-        hold(&server, &me, id).await.expect_error(404, "NOT_FOUND");
-        unhold(&server, &me, id)
-            .await
-            .expect_error(404, "NOT_FOUND");
-        vmtransfer(&server, &me, id)
-            .await
-            .expect_error(404, "NOT_FOUND");
-        transfer(&server, &me, id, REMOTE)
-            .await
-            .expect_error(404, "NOT_FOUND");
-        end(&server, &me, id).await.expect_error(404, "NOT_FOUND");
+        each_action(&server, &me, id, not_found).await;
     }
 
     // Left alone: both calls are as they were, and the owner can still act on them.
@@ -1012,7 +970,7 @@ async fn a_missing_or_invalid_phone_number_is_422_naming_phone_number() {
     );
 
     // Transfer of an active call with a bad number: refused, the call stays ACTIVE.
-    let id = id_of(&the_one_in_array(&place(&server, &me, REMOTE).await, 201));
+    let id = place_ok(&server, &me, REMOTE).await;
     wait_state(&receiver, "/me", &id, "ACTIVE").await;
     for body in &bad_bodies {
         let resp = server.post(&call_path(&id, "/transfer"), &me, body).await;

@@ -190,10 +190,7 @@ async fn a_create_body_that_is_json_but_not_an_object_is_refused_with_422_body()
     ] {
         // Act
         let resp = server
-            .req("POST", &vis("/self/webhooks"))
-            .bearer(&token)
-            .raw(Some("application/json"), body)
-            .send()
+            .post_json_text(&vis("/self/webhooks"), &token, body)
             .await;
 
         // Assert
@@ -220,10 +217,7 @@ async fn malformed_create_json_is_refused_with_400_and_nothing_is_stored() {
     ] {
         // Act
         let resp = server
-            .req("POST", &vis("/self/webhooks/"))
-            .bearer(&token)
-            .raw(Some("application/json"), body)
-            .send()
+            .post_json_text(&vis("/self/webhooks/"), &token, body)
             .await;
 
         // Assert
@@ -246,10 +240,7 @@ async fn a_create_body_that_is_not_declared_json_is_refused_with_415() {
     ] {
         // Act
         let resp = server
-            .req("POST", &vis("/self/webhooks"))
-            .bearer(&token)
-            .raw(content_type, SEED_BODY)
-            .send()
+            .post_raw(&vis("/self/webhooks"), &token, content_type, SEED_BODY)
             .await;
 
         // Assert
@@ -266,10 +257,12 @@ async fn a_json_content_type_with_a_charset_parameter_is_accepted() {
 
     // Act
     let resp = server
-        .req("POST", &vis("/self/webhooks"))
-        .bearer(&token)
-        .raw(Some("application/json; charset=utf-8"), SEED_BODY)
-        .send()
+        .post_raw(
+            &vis("/self/webhooks"),
+            &token,
+            Some("application/json; charset=utf-8"),
+            SEED_BODY,
+        )
         .await;
 
     // Assert
@@ -287,10 +280,7 @@ async fn a_create_body_over_64_kib_is_refused_with_413() {
 
     // Act
     let resp = server
-        .req("POST", &vis("/self/webhooks"))
-        .bearer(&token)
-        .raw(Some("application/json"), body)
-        .send()
+        .post_json_text(&vis("/self/webhooks"), &token, body)
         .await;
 
     // Assert
@@ -310,10 +300,7 @@ async fn a_create_body_of_exactly_64_kib_is_accepted() {
 
     // Act
     let resp = server
-        .req("POST", &vis("/self/webhooks"))
-        .bearer(&token)
-        .raw(Some("application/json"), body)
-        .send()
+        .post_json_text(&vis("/self/webhooks"), &token, body)
         .await;
 
     // Assert

@@ -17,10 +17,7 @@ async fn seed_sequence_creates_lists_deletes_and_the_webhook_is_gone() {
 
     // Act: the seed's curl request, exactly (trailing slash, its JSON, its headers).
     let created = server
-        .req("POST", &vis("/self/webhooks/"))
-        .bearer(&token)
-        .raw(Some("application/json"), SEED_BODY)
-        .send()
+        .post_json_text(&vis("/self/webhooks/"), &token, SEED_BODY)
         .await;
 
     // Assert

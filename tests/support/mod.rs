@@ -128,11 +128,7 @@ impl Server {
 
     /// The database path this server uses.
     pub fn db(&self) -> String {
-        self.dir
-            .path()
-            .join("callhook.db")
-            .to_string_lossy()
-            .into_owned()
+        db_in(self.dir.path())
     }
 
     /// The temporary directory holding the database and the logs.
@@ -358,6 +354,33 @@ impl Server {
         resp.json()
     }
 
+    /// `POST path` with `token` and a raw `body` declared as `content_type` (None: no
+    /// Content-Type header at all).
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: &str,
+        content_type: Option<&str>,
+        body: impl Into<Vec<u8>>,
+    ) -> Resp {
+        self.req("POST", path)
+            .bearer(token)
+            .raw(content_type, body)
+            .send()
+            .await
+    }
+
+    /// `POST path` with `token` and `body` sent verbatim as `application/json`.
+    pub async fn post_json_text(&self, path: &str, token: &str, body: impl Into<Vec<u8>>) -> Resp {
+        self.post_raw(path, token, Some("application/json"), body)
+            .await
+    }
+
+    /// The answer of `GET /self/events/count` (which must be 200) for `token`'s user.
+    pub async fn events_count(&self, token: &str) -> Value {
+        self.get_json(&vis("/self/events/count"), token).await
+    }
+
     /// Creates a webhook (201) and returns it.
     pub async fn create_webhook(&self, token: &str, body: &Value) -> Value {
         let resp = self.post(&vis("/self/webhooks"), token, body).await;
@@ -392,6 +415,19 @@ impl Drop for Server {
             let _ = reader.join();
         }
     }
+}
+
+/// The database path in `dir` (`dir/callhook.db`), as `Server::start_on(dir)` uses it.
+pub fn db_in(dir: &std::path::Path) -> String {
+    dir.join("callhook.db").to_string_lossy().into_owned()
+}
+
+/// A fresh temporary directory and the database path in it; keep the directory alive as long as
+/// the database is used (or hand it to `Server::start_on`).
+pub fn fresh_db() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let db = db_in(dir.path());
+    (dir, db)
 }
 
 /// `VIS + path`.

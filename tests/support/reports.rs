@@ -15,6 +15,22 @@ pub fn report(account: &str, user: &str, external_id: &str, direction: &str, sta
     })
 }
 
+/// `report(...)` with `at` set to the RFC 3339 text of the epoch-millisecond instant `at_ms`.
+pub fn report_at(
+    account: &str,
+    user: &str,
+    external_id: &str,
+    direction: &str,
+    state: &str,
+    at_ms: i64,
+) -> Value {
+    with(
+        report(account, user, external_id, direction, state),
+        "at",
+        json!(rfc3339(at_ms)),
+    )
+}
+
 /// `body` with `key` set to `value`.
 pub fn with(mut body: Value, key: &str, value: Value) -> Value {
     body[key] = value;
