@@ -150,6 +150,7 @@ impl Engine {
     /// One step: claims every due delivery there is room for and starts sending it. Returns when
     /// the next retry falls due (if any). Attempts run on after it returns.
     pub async fn step(self: &Arc<Self>) -> Result<Option<Timestamp>, StoreError> {
+        let mut next_retry = None;
         loop {
             let free = self.slots.available_permits();
             if free == 0 {
@@ -158,7 +159,7 @@ impl Engine {
             let limit = free.min(CLAIM_BATCH);
             let now = Timestamp::now();
             let in_flight = self.in_flight.lock().map(|m| m.clone()).unwrap_or_default();
-            let jobs = self
+            let claimed = self
                 .store
                 .claim_deliveries(Claim {
                     now,
@@ -168,15 +169,16 @@ impl Engine {
                     in_flight,
                 })
                 .await?;
-            let claimed = jobs.len();
-            for job in jobs {
+            next_retry = claimed.next_retry;
+            let count = claimed.jobs.len();
+            for job in claimed.jobs {
                 self.start(job);
             }
-            if claimed < limit {
+            if count < limit {
                 break;
             }
         }
-        self.store.next_retry_at(Timestamp::now()).await
+        Ok(next_retry)
     }
 
     fn start(self: &Arc<Self>, job: DeliveryJob) {

@@ -170,6 +170,14 @@ pub struct Claim {
     pub in_flight: HashMap<String, usize>,
 }
 
+/// What a claim took, and when the next retry falls due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub jobs: Vec<DeliveryJob>,
+    /// The earliest future `next_at` of a pending delivery (a retry waiting for its time).
+    pub next_retry: Option<Timestamp>,
+}
+
 /// Why an attempt failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -282,12 +290,10 @@ pub trait Store: Send + Sync + 'static {
     /// Claims due deliveries under a lease, oldest first, only the first pending delivery of each
     /// (webhook, call) so that events of one call go out in order, and only for live webhooks.
     /// Each claim counts one attempt.
-    async fn claim_deliveries(&self, claim: Claim) -> Result<Vec<DeliveryJob>, StoreError>;
+    async fn claim_deliveries(&self, claim: Claim) -> Result<Claimed, StoreError>;
     /// Records how attempts ended (in one write), with the webhook statistics that follow.
     /// Returns how many other deliveries were skipped as a result (when a webhook failed).
     async fn finish_attempts(&self, finished: Vec<Finished>) -> Result<u64, StoreError>;
-    /// The earliest future retry time of a pending delivery.
-    async fn next_retry_at(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError>;
     /// Marks pending deliveries of failed or expired webhooks as skipped; returns how many.
     async fn skip_undeliverable(&self, now: Timestamp) -> Result<u64, StoreError>;
     /// Queues the skipped deliveries of a live webhook again (those whose event happened at or

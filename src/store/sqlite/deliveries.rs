@@ -4,7 +4,7 @@
 
 use crate::domain::Timestamp;
 use crate::domain::webhook::{MetadataPolicy, SigningAlgo};
-use crate::store::{AttemptEnd, Claim, DeliveryJob, Finished, Replay};
+use crate::store::{AttemptEnd, Claim, Claimed, DeliveryJob, Finished, Replay};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 
@@ -52,7 +52,7 @@ pub(super) fn queue(
 /// Candidates scanned per claimed delivery, to find enough that fit under the per-webhook cap.
 const SCAN_FACTOR: usize = 4;
 
-pub(super) fn claim(c: &Connection, claim: &Claim) -> rusqlite::Result<Vec<DeliveryJob>> {
+pub(super) fn claim(c: &Connection, claim: &Claim) -> rusqlite::Result<Claimed> {
     let now = claim.now.millis();
     let mut candidates = c.prepare_cached(
         "SELECT d.seq, d.id, d.webhook_id, w.url, w.signing_algo, w.signing_key, w.metadata_policy, \
@@ -107,7 +107,12 @@ pub(super) fn claim(c: &Connection, claim: &Claim) -> rusqlite::Result<Vec<Deliv
     for job in &jobs {
         lease.execute(params![job.seq, claim.lease_until.millis()])?;
     }
-    Ok(jobs)
+    let next_retry = c
+        .prepare_cached(
+            "SELECT MIN(next_at) FROM deliveries WHERE status = 'pending' AND next_at > ?1",
+        )?
+        .query_row([now], |r| r.get(0))?;
+    Ok(Claimed { jobs, next_retry })
 }
 
 pub(super) fn finish(

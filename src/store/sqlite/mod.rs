@@ -9,8 +9,8 @@ pub mod schema;
 mod writer;
 
 use super::{
-    ApplyError, ApplyOutcome, Backlog, CallFilter, CallPage, Claim, DeliveryJob, Finished,
-    NewToken, Replay, Store, StoreError, TokenInfo,
+    ApplyError, ApplyOutcome, Backlog, CallFilter, CallPage, Claim, Claimed, Finished, NewToken,
+    Replay, Store, StoreError, TokenInfo,
 };
 use crate::domain::Timestamp;
 use crate::domain::call::{self, Applied, Call};
@@ -505,7 +505,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim_deliveries(&self, claim: Claim) -> Result<Vec<DeliveryJob>, StoreError> {
+    async fn claim_deliveries(&self, claim: Claim) -> Result<Claimed, StoreError> {
         self.write_lazy(move |c| deliveries::claim(c, &claim)).await
     }
 
@@ -516,16 +516,6 @@ impl Store for SqliteStore {
             })?;
             deliveries::count_successes(c, &finished)?;
             Ok(skipped)
-        })
-        .await
-    }
-
-    async fn next_retry_at(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
-        self.read(move |c| {
-            c.prepare_cached(
-                "SELECT MIN(next_at) FROM deliveries WHERE status = 'pending' AND next_at > ?1",
-            )?
-            .query_row([now.millis()], |r| r.get(0))
         })
         .await
     }
