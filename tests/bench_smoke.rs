@@ -1,12 +1,24 @@
-//! `callhook bench --quick` as CI runs it: the real binary, a real `serve` child, real HTTP. It
-//! asserts correctness only (nothing lost, repeated or reordered; everything cleaned up), never
-//! speed: the figures of a debug build on a shared machine mean nothing.
+//! `callhook bench --quick` as CI runs it: the real binary, real `serve` children, real HTTP,
+//! every scenario. It asserts correctness only (nothing lost, repeated or reordered in any
+//! scenario; everything cleaned up), never speed: the figures of a debug build on a shared
+//! machine mean nothing.
 
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_callhook");
+
+/// Every scenario, as the JSON report names its section.
+const SCENARIOS: [&str; 7] = [
+    "baseline",
+    "throughput",
+    "latency",
+    "fanout",
+    "population",
+    "backlog",
+    "restart",
+];
 
 /// Runs `callhook bench --quick --json <dir>/bench.json` with `TMPDIR=<dir>/tmp`, so that
 /// whatever the bench leaves behind in its temporary directory shows up there.
@@ -45,8 +57,18 @@ fn count(object: &Value, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("`{key}` is not a count in {object:#}"))
 }
 
+/// Asserts that a verification (a scenario's, or one phase's) checked something and found every
+/// delivery exactly once and in call order.
+fn assert_clean(v: &Value, what: &str) {
+    assert!(count(v, "expected") > 0, "{what} checked nothing: {v:#}");
+    assert_eq!(count(v, "delivered"), count(v, "expected"), "{what}: {v:#}");
+    for zero in ["missing", "duplicates", "orderViolations", "ingestErrors"] {
+        assert_eq!(count(v, zero), 0, "{what}: {zero}: {v:#}");
+    }
+}
+
 #[test]
-fn quick_bench_delivers_every_event_exactly_once_in_call_order_and_cleans_up() {
+fn quick_bench_delivers_every_event_exactly_once_in_call_order_in_every_scenario_and_cleans_up() {
     let dir = tempfile::tempdir().expect("create temp dir");
 
     let (output, report) = run_quick_bench(dir.path());
@@ -61,48 +83,72 @@ fn quick_bench_delivers_every_event_exactly_once_in_call_order_and_cleans_up() {
     assert_eq!(report["passed"], Value::Bool(true), "{report:#}");
     assert!(stdout.contains("RESULT: PASSED"), "{stdout}");
 
-    let v = &report["verification"];
-    assert!(
-        count(v, "expected") > 0,
-        "the platform phases checked nothing: {v:#}"
-    );
-    assert_eq!(count(v, "delivered"), count(v, "expected"), "{v:#}");
-    for zero in [
-        "missing",
-        "duplicates",
-        "orderViolations",
-        "ingestErrors",
-        "unexpected",
-        "malformed",
-    ] {
-        assert_eq!(count(v, zero), 0, "{zero}: {v:#}");
+    // The platform scenarios together, then each scenario and each of its phases on its own.
+    let totals = &report["verification"];
+    assert_clean(totals, "all platform scenarios");
+    assert_eq!(count(totals, "unexpected"), 0, "{totals:#}");
+    assert_eq!(count(totals, "malformed"), 0, "{totals:#}");
+    for scenario in SCENARIOS {
+        let v = &report[scenario]["verification"];
+        assert_clean(v, scenario);
+        assert_eq!(count(v, "unexpected"), 0, "{scenario}: {v:#}");
+        let phases = v["phases"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{scenario} has no phases: {v:#}"));
+        assert!(!phases.is_empty(), "{scenario} has no phases");
+        for phase in phases {
+            assert_clean(phase, &format!("{scenario}, {}", phase["phase"]));
+        }
     }
-    // Each phase was verified on its own, and each sent something.
-    for phase in ["baseline", "throughput", "latency"] {
-        let p = &v["phases"][phase];
-        assert!(count(p, "expected") > 0, "{phase} checked nothing: {v:#}");
-        assert_eq!(
-            count(p, "delivered"),
-            count(p, "expected"),
-            "{phase}: {p:#}"
-        );
-        assert_eq!(count(p, "missing"), 0, "{phase}: {p:#}");
-        assert_eq!(count(p, "duplicates"), 0, "{phase}: {p:#}");
-        assert_eq!(count(p, "orderViolations"), 0, "{phase}: {p:#}");
-    }
-    // The throughput phase ingested whole calls: the events asked for, rounded up to calls.
-    assert_eq!(count(&report["throughput"], "events") % 3, 0, "{report:#}");
-    assert!(count(&report["throughput"], "events") >= count(&report["settings"], "events"));
-    // serve's own counters agree: nothing retried or failed.
-    let serve = &report["serve"]["deliveryCounters"];
-    assert_eq!(count(serve, "delivered"), count(v, "expected"), "{serve:#}");
-    assert_eq!(count(serve, "failed"), 0, "{serve:#}");
 
-    // serve was stopped and its temporary directory (database, log) removed.
-    assert!(report["serve"]["shutdownSeconds"].is_number(), "{report:#}");
+    // Every platform scenario's serve counted what the receiver got, retried only where the
+    // receiver was down, failed nothing, and was stopped.
+    for scenario in &SCENARIOS[1..] {
+        let resources = &report[scenario]["resources"];
+        let counters = &resources["deliveryCounters"];
+        assert_eq!(count(counters, "failed"), 0, "{scenario}: {counters:#}");
+        if !["backlog", "restart"].contains(scenario) {
+            let expected = count(&report[scenario]["verification"], "expected");
+            assert_eq!(
+                count(counters, "delivered"),
+                expected,
+                "{scenario}: {counters:#}"
+            );
+            assert_eq!(count(counters, "retried"), 0, "{scenario}: {counters:#}");
+        }
+        assert!(
+            resources["shutdownSeconds"].is_number(),
+            "{scenario}: {resources:#}"
+        );
+    }
+    // The backlog was really queued behind a receiver answering 503, and restart really had
+    // pending deliveries when serve was stopped.
+    assert!(
+        count(&report["backlog"], "refusedAttempts") > 0,
+        "{report:#}"
+    );
+    assert!(count(&report["restart"], "pending") > 0, "{report:#}");
+
+    // The latency plot was written next to the JSON, as a PNG.
+    let png = std::fs::read(dir.path().join("bench-latency.png")).expect("the latency plot");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+
+    // Every serve's temporary directory (database, log) was removed.
     let left: Vec<_> = std::fs::read_dir(dir.path().join("tmp"))
         .expect("read TMPDIR")
         .map(|e| e.expect("dir entry").file_name())
         .collect();
     assert!(left.is_empty(), "the bench left {left:?} in its TMPDIR");
+}
+
+#[test]
+fn an_unknown_scenario_is_refused_before_anything_runs() {
+    let output = Command::new(BIN)
+        .args(["bench", "--quick", "--scenario", "throughput,warp-speed"])
+        .output()
+        .expect("run callhook bench");
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("warp-speed"), "{stderr}");
 }

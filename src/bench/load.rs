@@ -44,10 +44,16 @@ impl Step {
     }
 }
 
-/// Where the generator sends a call's reports.
+/// Where the generator sends a call's reports. Calls are spread over the sink's users: call `i`
+/// belongs to user `i % users`.
 pub enum Sink {
     /// `POST /ingest/v1/call-events` on a running `serve`, with an ingest token: 202 expected.
-    Ingest { url: Url, auth: HeaderValue },
+    /// `users[u]` is the `userId` of user `u` (all in account `bench`).
+    Ingest {
+        url: Url,
+        auth: HeaderValue,
+        users: Vec<String>,
+    },
     /// The event body `{"event": {...}}` straight to the receiver (the baseline): 200 expected.
     /// `webhooks[u]` is the URL of user `u`'s webhook.
     Direct { webhooks: Vec<Url> },
@@ -78,6 +84,16 @@ pub struct Driven {
     pub finished: Instant,
 }
 
+impl Driven {
+    /// Reports accepted.
+    pub fn accepted(&self) -> u64 {
+        self.outcomes
+            .iter()
+            .map(|o| o.accepted.iter().flatten().count() as u64)
+            .sum()
+    }
+}
+
 /// The generator's HTTP client: keep-alive pool, no proxy, generous timeout.
 pub fn client() -> Result<Client, BenchError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -103,6 +119,15 @@ struct AnswerEvent<'a> {
 }
 
 impl Sink {
+    /// How many users the calls are spread over.
+    pub fn users(&self) -> u32 {
+        let n = match self {
+            Sink::Ingest { users, .. } => users.len(),
+            Sink::Direct { webhooks } => webhooks.len(),
+        };
+        n.max(1) as u32
+    }
+
     /// Sends one report of call `external_id` (of `user`) and returns the event id it was given.
     async fn send(
         &self,
@@ -113,12 +138,16 @@ impl Sink {
     ) -> Result<Box<str>, String> {
         let json = HeaderValue::from_static("application/json");
         let (request, expected) = match self {
-            Sink::Ingest { url, auth } => (
+            Sink::Ingest { url, auth, users } => (
                 client
                     .post(url.clone())
                     .header(CONTENT_TYPE, json)
                     .header(AUTHORIZATION, auth.clone())
-                    .body(ingest_body(external_id, user, step)),
+                    .body(ingest_body(
+                        external_id,
+                        &users[user as usize % users.len()],
+                        step,
+                    )),
                 StatusCode::ACCEPTED,
             ),
             Sink::Direct { webhooks } => {
@@ -127,7 +156,7 @@ impl Sink {
                     client
                         .post(url.clone())
                         .header(CONTENT_TYPE, json)
-                        .body(event_body(external_id, user, step)),
+                        .body(event_body(external_id, &format!("u{user}"), step)),
                     StatusCode::OK,
                 )
             }
@@ -199,20 +228,21 @@ impl Sink {
 }
 
 /// Closed loop: `concurrency` workers each drive one call after another until `calls` calls
-/// (named `{tag}-{i}`, of user `i % users`) have been driven.
+/// (named `{tag}-{i}` with the tag made plain, of user `i % users`) have been driven.
 pub async fn closed_loop(
     client: &Client,
     sink: Arc<Sink>,
-    tag: &'static str,
+    tag: &str,
     calls: u32,
-    users: u32,
     concurrency: usize,
 ) -> Driven {
+    let users = sink.users();
+    let tag = external_prefix(tag);
     let next = Arc::new(AtomicU32::new(0));
     let started = Instant::now();
     let mut workers = JoinSet::new();
     for _ in 0..concurrency.max(1) {
-        let (client, sink, next) = (client.clone(), sink.clone(), next.clone());
+        let (client, sink, next, tag) = (client.clone(), sink.clone(), next.clone(), tag.clone());
         workers.spawn(async move {
             let mut mine = Vec::new();
             loop {
@@ -244,12 +274,13 @@ pub async fn closed_loop(
 pub async fn open_loop(
     client: &Client,
     sink: Arc<Sink>,
-    tag: &'static str,
+    tag: &str,
     calls: u32,
-    users: u32,
     rate: f64,
     spacing: Duration,
 ) -> Driven {
+    let users = sink.users();
+    let tag = external_prefix(tag);
     let interval = Duration::from_secs_f64(3.0 / rate.max(0.001));
     // A short lead so the first calls are not late because of the spawning itself.
     let t0 = Instant::now() + Duration::from_millis(20);
@@ -257,7 +288,7 @@ pub async fn open_loop(
     for i in 0..calls {
         let start = t0 + interval * i;
         tokio::time::sleep_until(start.into()).await;
-        let (client, sink) = (client.clone(), sink.clone());
+        let (client, sink, tag) = (client.clone(), sink.clone(), tag.clone());
         tasks.spawn(async move {
             let due = |step: Step| Some(start + spacing * step.index() as u32);
             sink.drive_call(&client, format!("{tag}-{i}"), i % users, due)
@@ -277,16 +308,26 @@ pub async fn open_loop(
     }
 }
 
+/// A phase label as the start of external ids: letters and digits, the rest `-`
+/// (`latency 1,000/s` becomes `latency-1-000-s`).
+fn external_prefix(label: &str) -> Arc<str> {
+    label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect::<String>()
+        .into()
+}
+
 /// The ingestion report for one step of a call.
-fn ingest_body(external_id: &str, user: u32, step: Step) -> String {
+fn ingest_body(external_id: &str, user: &str, step: Step) -> String {
     format!(
-        r#"{{"externalId":"{external_id}","accountId":"bench","userId":"u{user}","direction":"INBOUND","phoneNumber":"+15550100000","callerId":"Bench","state":"{}"}}"#,
+        r#"{{"externalId":"{external_id}","accountId":"bench","userId":"{user}","direction":"INBOUND","phoneNumber":"+15550100000","callerId":"Bench","state":"{}"}}"#,
         step.as_str()
     )
 }
 
 /// The body a webhook receives for that step, shaped (keys, sizes) like a real delivery.
-fn event_body(external_id: &str, user: u32, step: Step) -> String {
+fn event_body(external_id: &str, user: &str, step: Step) -> String {
     const START: &str = "2026-01-01T00:00:00.000+0000";
     let times = match step {
         Step::Ringing => String::new(),
@@ -297,7 +338,7 @@ fn event_body(external_id: &str, user: u32, step: Step) -> String {
     };
     let duration = if step == Step::Answered { 60_000 } else { 0 };
     format!(
-        r#"{{"event":{{"accountId":"bench",{times}"callerId":"Bench","direction":"INBOUND","duration":{duration},"externalId":"{external_id}","id":"{external_id}","internal":false,"phoneNumber":"+15550100000","startTime":"{START}","state":"{}","type":"CALL","ucpType":"VBS","userId":"u{user}"}}}}"#,
+        r#"{{"event":{{"accountId":"bench",{times}"callerId":"Bench","direction":"INBOUND","duration":{duration},"externalId":"{external_id}","id":"{external_id}","internal":false,"phoneNumber":"+15550100000","startTime":"{START}","state":"{}","type":"CALL","ucpType":"VBS","userId":"{user}"}}}}"#,
         step.as_str()
     )
 }
@@ -322,7 +363,7 @@ mod tests {
     fn baseline_bodies_are_event_envelopes_with_the_call_as_id() {
         for step in Step::ALL {
             let v: serde_json::Value =
-                serde_json::from_str(&event_body("base-7", 3, step)).expect("valid JSON");
+                serde_json::from_str(&event_body("base-7", "u3", step)).expect("valid JSON");
             assert_eq!(v["event"]["id"], "base-7");
             assert_eq!(v["event"]["state"], step.as_str());
             assert_eq!(v["event"]["userId"], "u3");
@@ -332,9 +373,14 @@ mod tests {
     #[test]
     fn ingest_bodies_are_valid_reports() {
         let v: serde_json::Value =
-            serde_json::from_str(&ingest_body("tp-1", 0, Step::Active)).expect("valid JSON");
+            serde_json::from_str(&ingest_body("tp-1", "u0", Step::Active)).expect("valid JSON");
         assert_eq!(v["externalId"], "tp-1");
         assert_eq!(v["state"], "ACTIVE");
+    }
+
+    #[test]
+    fn phase_labels_become_plain_external_ids() {
+        assert_eq!(&*external_prefix("latency 1,000/s"), "latency-1-000-s");
     }
 
     #[test]

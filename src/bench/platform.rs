@@ -3,9 +3,10 @@
 //! create`, webhooks through the VIS API) and a look at its delivery counters (`GET /metrics`).
 //!
 //! The child gets default settings: every `CALLHOOK_*` variable is removed from its environment,
-//! so only the arguments the bench passes count. [`Platform::stop`] sends SIGTERM and waits; if
-//! the bench ends any other way (an error, Ctrl-C, a panic), dropping the `Platform` does the
-//! same, and either way the temporary directory is removed.
+//! so only the arguments the bench passes count. [`Platform::restart`] stops it with SIGTERM and
+//! starts it again on the same database. [`Platform::stop`] sends SIGTERM and waits; if the bench
+//! ends any other way (an error, Ctrl-C, a panic), dropping the `Platform` does the same, and
+//! either way the temporary directory is removed.
 
 use super::BenchError;
 use reqwest::Client;
@@ -13,9 +14,12 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 /// How long `serve` may take to print its listening line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -24,9 +28,13 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// The VIS base path.
 const VIS: &str = "/t/vbc.prod/vis/v1";
 
+/// Webhooks created at once by [`Platform::create_webhooks`].
+const CREATE_CONCURRENCY: usize = 32;
+
 /// A running `serve` child and its temporary directory.
 pub struct Platform {
     exe: PathBuf,
+    extra: Vec<String>,
     dir: PathBuf,
     db: PathBuf,
     child: Option<Child>,
@@ -34,13 +42,25 @@ pub struct Platform {
     base: String,
 }
 
-/// `callhook_deliveries_total` by outcome, as `serve` counted them.
+/// How a start on an existing database went.
+#[derive(Debug, Clone, Copy)]
+pub struct Resumed {
+    /// When the new process was spawned.
+    pub spawned: Instant,
+    /// From the spawn to its listening line.
+    pub listening_in: Duration,
+}
+
+/// `callhook_deliveries_total` by outcome, as `serve` counted them (since it started), and
+/// `callhook_delivery_queue_depth`.
 #[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DeliveryCounters {
     pub delivered: u64,
     pub retried: u64,
     pub failed: u64,
     pub skipped: u64,
+    pub queue_depth: u64,
 }
 
 impl Platform {
@@ -57,47 +77,75 @@ impl Platform {
         let db = dir.join("bench.db");
         let mut platform = Platform {
             exe: exe.to_path_buf(),
+            extra: extra.to_vec(),
             dir,
             db,
             child: None,
             pid: 0,
             base: String::new(),
         };
-        let log = std::fs::File::create(platform.log_path())
-            .map_err(|e| BenchError::io("creating the serve log", e))?;
-        let mut child = platform
+        platform.spawn().await?;
+        Ok(platform)
+    }
+
+    /// Stops `serve` with SIGTERM and waits for it to exit, keeping its database; returns how
+    /// long that took. [`Platform::resume`] starts it again.
+    pub async fn halt(&mut self) -> Duration {
+        let stopping = Instant::now();
+        self.terminate_and_wait().await;
+        stopping.elapsed()
+    }
+
+    /// Starts `serve` again on the same database, with the same arguments (on a new port).
+    pub async fn resume(&mut self) -> Result<Resumed, BenchError> {
+        let spawned = Instant::now();
+        self.spawn().await?;
+        Ok(Resumed {
+            spawned,
+            listening_in: spawned.elapsed(),
+        })
+    }
+
+    /// Spawns `serve` on the database and waits for its listening line.
+    async fn spawn(&mut self) -> Result<(), BenchError> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .map_err(|e| BenchError::io("opening the serve log", e))?;
+        let mut child = self
             .command()
             .arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--db")
-            .arg(&platform.db)
-            .args(extra)
+            .arg(&self.db)
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
-            .map_err(|e| BenchError::io(format!("starting {} serve", exe.display()), e))?;
-        platform.pid = child.id().unwrap_or(0);
+            .map_err(|e| BenchError::io(format!("starting {} serve", self.exe.display()), e))?;
+        self.pid = child.id().unwrap_or(0);
         let stdout = child.stdout.take();
-        platform.child = Some(child);
+        self.child = Some(child);
         let Some(stdout) = stdout else {
-            return Err(platform.failed("serve has no stdout"));
+            return Err(self.failed("serve has no stdout"));
         };
         let mut lines = BufReader::new(stdout).lines();
         let first = match tokio::time::timeout(START_TIMEOUT, lines.next_line()).await {
             Ok(Ok(Some(line))) => line,
-            Ok(Ok(None)) => return Err(platform.failed("serve exited before listening")),
-            Ok(Err(e)) => return Err(platform.failed(&format!("reading serve's stdout: {e}"))),
-            Err(_) => return Err(platform.failed("serve did not print its listening line")),
+            Ok(Ok(None)) => return Err(self.failed("serve exited before listening")),
+            Ok(Err(e)) => return Err(self.failed(&format!("reading serve's stdout: {e}"))),
+            Err(_) => return Err(self.failed("serve did not print its listening line")),
         };
         let Some(address) = first.strip_prefix("callhook listening on ") else {
-            return Err(platform.failed(&format!("unexpected first line from serve: {first:?}")));
+            return Err(self.failed(&format!("unexpected first line from serve: {first:?}")));
         };
-        platform.base = address.trim_end_matches('/').to_string();
+        self.base = address.trim_end_matches('/').to_string();
         // Keep draining stdout so the pipe never fills.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(platform)
+        Ok(())
     }
 
     /// `http://127.0.0.1:PORT` of the running `serve`.
@@ -133,33 +181,50 @@ impl Platform {
         Ok(token)
     }
 
-    /// Creates a webhook (metadata policy NONE) for the user of `token`, pointing at `url`.
-    pub async fn create_webhook(
+    /// Creates one webhook per URL (metadata policy NONE) for the user of `token`, a few at a
+    /// time, through the VIS API.
+    pub async fn create_webhooks(
         &self,
         client: &Client,
         token: &str,
-        url: &str,
+        urls: impl IntoIterator<Item = String>,
     ) -> Result<(), BenchError> {
-        let body = serde_json::json!({"url": url, "metadataPolicy": "NONE"}).to_string();
-        let response = client
-            .post(format!("{}{VIS}/self/webhooks", self.base))
-            .header(AUTHORIZATION, format!("Bearer {token}"))
-            .header(CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| BenchError::http("creating a webhook", e))?;
-        let status = response.status();
-        if status.as_u16() != 201 {
-            let text = response.text().await.unwrap_or_default();
-            return Err(BenchError::Setup(format!(
-                "creating a webhook answered {status}: {text}"
-            )));
+        let endpoint: Arc<str> = format!("{}{VIS}/self/webhooks", self.base).into();
+        let token: Arc<str> = token.into();
+        let slots = Arc::new(Semaphore::new(CREATE_CONCURRENCY));
+        let mut tasks = JoinSet::new();
+        for url in urls {
+            let permit = slots
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| BenchError::Setup("webhook creation was cancelled".into()))?;
+            let (client, endpoint, token) = (client.clone(), endpoint.clone(), token.clone());
+            tasks.spawn(async move {
+                let created = create_webhook(&client, &endpoint, &token, &url).await;
+                drop(permit);
+                created
+            });
+            // Fail early rather than after queueing every request.
+            while let Some(done) = tasks.try_join_next() {
+                done.map_err(|e| BenchError::Setup(format!("creating a webhook: {e}")))??;
+            }
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.map_err(|e| BenchError::Setup(format!("creating a webhook: {e}")))??;
         }
         Ok(())
     }
 
-    /// Reads `callhook_deliveries_total` from `GET /metrics`.
+    /// Bytes of the database file and of its write-ahead log (0 when there is none).
+    pub fn db_bytes(&self) -> Option<(u64, u64)> {
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
+        let mut wal = self.db.clone().into_os_string();
+        wal.push("-wal");
+        Some((size(&self.db)?, size(Path::new(&wal)).unwrap_or(0)))
+    }
+
+    /// Reads `callhook_deliveries_total` and the queue depth from `GET /metrics`.
     pub async fn delivery_counters(&self, client: &Client) -> Result<DeliveryCounters, BenchError> {
         let text = client
             .get(format!("{}/metrics", self.base))
@@ -177,8 +242,16 @@ impl Platform {
     /// directory. Returns how long the shutdown took.
     pub async fn stop(mut self) -> Result<Duration, BenchError> {
         let started = Instant::now();
+        self.terminate_and_wait().await;
+        let took = started.elapsed();
+        self.remove_dir();
+        Ok(took)
+    }
+
+    /// SIGTERM, then wait for the exit (killing it after a deadline).
+    async fn terminate_and_wait(&mut self) {
         let Some(mut child) = self.child.take() else {
-            return Ok(Duration::ZERO);
+            return;
         };
         terminate(self.pid).await;
         let status = match tokio::time::timeout(STOP_TIMEOUT, child.wait()).await {
@@ -189,12 +262,9 @@ impl Platform {
                 None
             }
         };
-        let took = started.elapsed();
         if let Some(status) = status.filter(|s| !s.success()) {
             tracing::warn!(%status, log = %self.log_tail(), "serve exited uncleanly");
         }
-        self.remove_dir();
-        Ok(took)
     }
 
     fn command(&self) -> Command {
@@ -261,10 +331,41 @@ async fn terminate(pid: u32) {
     }
 }
 
-/// Picks `callhook_deliveries_total{outcome="..."} N` out of Prometheus text.
+/// `POST {endpoint}` with a webhook for `url`: 201 expected.
+async fn create_webhook(
+    client: &Client,
+    endpoint: &str,
+    token: &str,
+    url: &str,
+) -> Result<(), BenchError> {
+    let body = serde_json::json!({"url": url, "metadataPolicy": "NONE"}).to_string();
+    let response = client
+        .post(endpoint)
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .header(CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| BenchError::http("creating a webhook", e))?;
+    let status = response.status();
+    if status.as_u16() != 201 {
+        let text = response.text().await.unwrap_or_default();
+        return Err(BenchError::Setup(format!(
+            "creating a webhook answered {status}: {text}"
+        )));
+    }
+    Ok(())
+}
+
+/// Picks `callhook_deliveries_total{outcome="..."} N` and `callhook_delivery_queue_depth N` out
+/// of Prometheus text.
 fn parse_counters(text: &str) -> DeliveryCounters {
     let mut counters = DeliveryCounters::default();
     for line in text.lines() {
+        if let Some(value) = line.strip_prefix("callhook_delivery_queue_depth ") {
+            counters.queue_depth = value.trim().parse::<f64>().unwrap_or(0.0) as u64;
+            continue;
+        }
         let Some(rest) = line.strip_prefix("callhook_deliveries_total{outcome=\"") else {
             continue;
         };
@@ -293,11 +394,11 @@ mod tests {
             # TYPE callhook_deliveries_total counter\n\
             callhook_deliveries_total{outcome=\"delivered\"} 3000\n\
             callhook_deliveries_total{outcome=\"retried\"} 2\n\
-            callhook_delivery_queue_depth 0\n";
+            callhook_delivery_queue_depth 17\n";
         let c = parse_counters(text);
         assert_eq!(
-            (c.delivered, c.retried, c.failed, c.skipped),
-            (3000, 2, 0, 0)
+            (c.delivered, c.retried, c.failed, c.skipped, c.queue_depth),
+            (3000, 2, 0, 0, 17)
         );
     }
 }

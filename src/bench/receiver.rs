@@ -1,10 +1,13 @@
 //! The counting receiver: an in-process HTTP server on `127.0.0.1:0` that answers every
 //! `POST /webhook/{n}` with 200 at once and records, per delivery, which webhook it was for
-//! (`n`), the event's `id` and `state`, and when it arrived.
+//! (`n`), the event's `id` and `state`, and when it arrived. While it is [down](Receiver::set_down)
+//! it answers 503 instead and records nothing but a count (a receiver that is away: the backlog
+//! and restart scenarios).
 //!
 //! It does as little as it can per request (one small borrowed parse, one push under a lock)
-//! because it shares the machine with the platform under test. Arrivals are kept in arrival
-//! order; the verification reads them after the load has finished.
+//! because it shares the machine with the platform under test. Arrivals are numbered from 0 in
+//! arrival order for the whole run; the verification reads them by number after a phase, and a
+//! finished scenario lets go of its own with [`Receiver::forget_before`].
 
 use super::BenchError;
 use super::load::Step;
@@ -16,6 +19,7 @@ use axum::routing::post;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -36,7 +40,11 @@ pub struct Arrival {
 
 /// What the handler shares.
 struct Log {
-    arrivals: Mutex<Vec<Arrival>>,
+    arrivals: Mutex<Kept>,
+    /// Answer 503 and record nothing.
+    down: AtomicBool,
+    /// Requests answered 503 while down.
+    refused: AtomicU64,
     /// Requests whose body had no readable `event.id` and `event.state`.
     malformed: Mutex<u64>,
     /// How many requests arrived so far (watchers wait on it).
@@ -49,6 +57,13 @@ pub struct Receiver {
     log: Arc<Log>,
     stop: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The arrivals still kept: number `forgotten + i` is `list[i]`.
+#[derive(Default)]
+struct Kept {
+    forgotten: usize,
+    list: Vec<Arrival>,
 }
 
 #[derive(Deserialize)]
@@ -75,7 +90,12 @@ impl Receiver {
             .local_addr()
             .map_err(|e| BenchError::io("reading the receiver's address", e))?;
         let log = Arc::new(Log {
-            arrivals: Mutex::new(Vec::with_capacity(1 << 16)),
+            arrivals: Mutex::new(Kept {
+                forgotten: 0,
+                list: Vec::with_capacity(1 << 16),
+            }),
+            down: AtomicBool::new(false),
+            refused: AtomicU64::new(0),
             malformed: Mutex::new(0),
             count: watch::Sender::new(0),
         });
@@ -105,7 +125,17 @@ impl Receiver {
         format!("http://{}/webhook/{n}", self.address)
     }
 
-    /// Requests received so far.
+    /// While `down`, every request is answered 503 and only counted.
+    pub fn set_down(&self, down: bool) {
+        self.log.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Requests answered 503 so far.
+    pub fn refused(&self) -> u64 {
+        self.log.refused.load(Ordering::Relaxed)
+    }
+
+    /// Deliveries received so far (the number the next one will get).
     pub fn count(&self) -> usize {
         *self.log.count.borrow()
     }
@@ -130,9 +160,19 @@ impl Receiver {
         }
     }
 
-    /// Every arrival so far, in arrival order.
-    pub fn arrivals(&self) -> Vec<Arrival> {
-        lock(&self.log.arrivals).clone()
+    /// The arrivals numbered `from` on, in arrival order (those not forgotten).
+    pub fn arrivals_since(&self, from: usize) -> Vec<Arrival> {
+        let kept = lock(&self.log.arrivals);
+        let start = from.saturating_sub(kept.forgotten).min(kept.list.len());
+        kept.list[start..].to_vec()
+    }
+
+    /// Drops the arrivals numbered below `before`: they have been checked.
+    pub fn forget_before(&self, before: usize) {
+        let mut kept = lock(&self.log.arrivals);
+        let n = before.saturating_sub(kept.forgotten).min(kept.list.len());
+        kept.list.drain(..n);
+        kept.forgotten += n;
     }
 
     /// Stops listening and closes the connections.
@@ -157,6 +197,10 @@ impl Drop for Receiver {
 
 async fn deliver(State(log): State<Arc<Log>>, Path(webhook): Path<u32>, body: Bytes) -> StatusCode {
     let at = Instant::now();
+    if log.down.load(Ordering::SeqCst) {
+        log.refused.fetch_add(1, Ordering::Relaxed);
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
     match serde_json::from_slice::<Envelope>(&body) {
         Ok(Envelope { event }) => {
             let arrival = Arrival {
@@ -165,10 +209,10 @@ async fn deliver(State(log): State<Arc<Log>>, Path(webhook): Path<u32>, body: By
                 step: Step::parse(&event.state),
                 at,
             };
-            let mut arrivals = lock(&log.arrivals);
-            arrivals.push(arrival);
-            let n = arrivals.len();
-            drop(arrivals);
+            let mut kept = lock(&log.arrivals);
+            kept.list.push(arrival);
+            let n = kept.forgotten + kept.list.len();
+            drop(kept);
             log.count.send_modify(|c| *c = (*c).max(n));
         }
         Err(_) => {

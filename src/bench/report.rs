@@ -1,252 +1,242 @@
-//! The bench's figures: how they are computed from a phase's timings and its verification, the
-//! JSON document (`--json`), and the table printed on stdout.
+//! The `--json` document: one section per scenario that ran, the targets of issue 5, and the
+//! verification of every scenario. [`Report::conclude`] fills in the ratios to the baseline and
+//! the verdict once every scenario has run.
 
-use super::Phase;
-use super::load::{Driven, Step};
-use super::platform::DeliveryCounters;
-use super::resources::CpuUse;
+use super::Scenario;
+use super::context::{Machine, SettingsEcho};
+use super::figures::{Latency, Resources, Throughput};
+use super::targets::{self, Target};
 use super::verify::{Checked, PhaseCheck};
 use serde::Serialize;
-use std::collections::BTreeMap;
 
-/// Issue 3's bar: sustained end-to-end events/s with SQLite durability.
-pub const TARGET_EVENTS_PER_SECOND: f64 = 5_000.0;
-/// Issue 3's bar: p99 from ingestion accepted to receiver, at this rate...
-pub const TARGET_P99_RATE: f64 = 1_000.0;
-/// ...under this many milliseconds.
-pub const TARGET_P99_MS: f64 = 20.0;
-
-/// Everything one run measured and checked. Serialised as the `--json` document.
+/// Everything one run measured and checked.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub callhook_version: &'static str,
     /// `release` or `debug` (debug figures are not representative).
     pub build: &'static str,
-    /// No event lost, repeated, reordered or refused, in any phase.
+    /// No event lost, repeated, reordered or refused, in any scenario.
     pub passed: bool,
     /// Why the run failed, one sentence each (empty when it passed).
     pub failures: Vec<String>,
     pub settings: SettingsEcho,
     pub machine: Machine,
-    /// The ceiling: the same load straight to the receiver, no platform.
-    pub baseline: Throughput,
-    /// Whole calls ingested as fast as they are accepted, until the last delivery arrived.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<ThroughputScenario>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyScenario>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fanout: Option<Fanout>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub population: Option<Population>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<Backlog>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart: Option<Restart>,
+    /// Issue 5's targets that this run could judge.
+    pub targets: Vec<Target>,
+    /// Sums over every platform scenario.
+    pub verification: Totals,
+}
+
+/// The ceiling: the same load straight to the receiver, no platform.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Baseline {
     pub throughput: Throughput,
-    /// Whole calls ingested at a fixed rate (open loop).
-    pub latency: Latency,
+    /// From the request sent to the receiver got it, at each rate of the sweep.
+    pub latency: Vec<Latency>,
     pub verification: Verification,
-    pub serve: ServeFigures,
 }
 
-/// The settings the run used.
+/// Whole calls ingested as fast as they are accepted.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SettingsEcho {
-    pub quick: bool,
-    pub events: u64,
-    pub concurrency: usize,
-    pub users: u32,
+pub struct ThroughputScenario {
+    pub throughput: Throughput,
+    pub resources: Resources,
+    pub verification: Verification,
+}
+
+/// Whole calls ingested at fixed rates (open loop).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencyScenario {
+    pub sweep: Vec<Latency>,
+    pub resources: Resources,
+    pub verification: Verification,
+}
+
+/// 1, 10, 100 webhooks per user.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fanout {
+    pub levels: Vec<FanoutLevel>,
+    pub resources: Resources,
+    pub verification: Verification,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FanoutLevel {
     pub webhooks_per_user: u32,
-    pub rate: f64,
-    pub latency_seconds: f64,
-    pub serve_args: Vec<String>,
+    pub users: u32,
+    /// Closed loop; its ratio compares deliveries/s with the baseline's requests/s.
+    pub throughput: Throughput,
+    /// Open loop at a fixed rate of deliveries (reports/s = that rate / webhooks per user).
+    pub latency: Latency,
 }
 
-/// The machine the run happened on.
+/// 1,000 and 100,000 registered webhooks, one matching each event.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Machine {
-    pub cpus: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cpu_model: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub memory_bytes: Option<u64>,
-    /// The 1-minute load average when the run began: other work on a shared machine.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub load_average: Option<f64>,
+pub struct Population {
+    pub levels: Vec<PopulationLevel>,
+    pub resources: Resources,
+    pub verification: Verification,
 }
 
-impl Machine {
-    pub fn this() -> Machine {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        Machine {
-            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            cpu_model: cpuinfo
-                .lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string()),
-            memory_bytes: meminfo
-                .lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .map(|kib| kib * 1024),
-            load_average: std::fs::read_to_string("/proc/loadavg")
-                .ok()
-                .and_then(|l| l.split_whitespace().next()?.parse().ok()),
-        }
-    }
-}
-
-/// A closed-loop phase: events/s from the first report sent to the last delivery received.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Throughput {
-    /// Reports accepted.
+pub struct PopulationLevel {
+    /// Webhooks registered in all.
+    pub webhooks: u64,
+    /// Of those, the ones events match (one per user the calls go to).
+    pub matching: u64,
+    /// Creating the webhooks added for this level, through the API.
+    pub setup_seconds: f64,
+    pub throughput: Throughput,
+    /// `eventsPerSecond` over that of the first (smallest) level.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_to_first: Option<f64>,
+    /// `serve`'s peak RSS after this level.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// Events queued while the receiver answered 503, then drained.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backlog {
+    /// Reports accepted while the receiver was down, and how fast.
     pub events: u64,
-    pub seconds: f64,
-    pub events_per_second: f64,
-    /// Reports accepted per second, from the first sent to the last answer (ingestion alone).
+    pub fill_seconds: f64,
     pub accepted_per_second: f64,
+    /// Attempts the receiver answered 503.
+    pub refused_attempts: u64,
+    /// `serve`'s queue depth when the receiver came up.
+    pub queued: u64,
+    /// From the receiver up to the last delivery.
+    pub drain_seconds: f64,
+    pub drain_per_second: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_to_baseline: Option<f64>,
-    pub cpu: CpuUse,
+    pub resources: Resources,
+    pub verification: Verification,
 }
 
-impl Throughput {
-    pub fn measure(driven: &Driven, check: &PhaseCheck, cpu: CpuUse) -> Throughput {
-        let events = accepted(driven);
-        let last = check
-            .last_arrival
-            .unwrap_or(driven.finished)
-            .max(driven.finished);
-        let seconds = last.duration_since(driven.started).as_secs_f64();
-        let ingest_seconds = driven.finished.duration_since(driven.started).as_secs_f64();
-        Throughput {
-            events,
-            seconds,
-            events_per_second: per_second(events, seconds),
-            accepted_per_second: per_second(events, ingest_seconds),
-            ratio_to_baseline: None,
-            cpu,
-        }
-    }
-}
-
-/// The open-loop phase at a fixed rate.
+/// A database full of events and pending deliveries, stopped and started again.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Latency {
-    /// The rate asked for, reports per second.
-    pub rate: f64,
-    /// Reports accepted.
-    pub events: u64,
-    pub seconds: f64,
-    /// From ingestion accepted (the 202 read) to the receiver got it.
-    pub delivery_ms: Percentiles,
-    /// From the report sent to its 202 read.
-    pub ingest_ms: Percentiles,
-    /// How late reports were sent after their scheduled time (the generator keeping up).
-    pub start_lag_ms: Percentiles,
-    pub cpu: CpuUse,
+pub struct Restart {
+    /// Reports stored before the restart.
+    pub stored_events: u64,
+    /// Storing them: delivered ones (receiver up) and pending ones (receiver down).
+    pub fill_seconds: f64,
+    pub fill_per_second: f64,
+    /// `serve`'s queue depth just before SIGTERM.
+    pub pending: u64,
+    /// The database file and its write-ahead log just before SIGTERM (what the next start
+    /// opens, unless the shutdown checkpoints the log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db_bytes_at_stop: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wal_bytes_at_stop: Option<u64>,
+    /// The same just after the old process exited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wal_bytes_after_stop: Option<u64>,
+    /// From SIGTERM to the old process's exit.
+    pub stop_seconds: f64,
+    /// From the new process spawned to its listening line.
+    pub listening_seconds: f64,
+    /// From the new process spawned to the first delivery received.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_delivery_seconds: Option<f64>,
+    /// From the new process spawned to the last pending delivery received.
+    pub drain_seconds: f64,
+    pub drain_per_second: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_to_baseline: Option<f64>,
+    pub resources: Resources,
+    pub verification: Verification,
 }
 
-impl Latency {
-    pub fn measure(rate: f64, driven: &Driven, check: &PhaseCheck, cpu: CpuUse) -> Latency {
-        let ingest: Vec<u64> = driven
-            .outcomes
-            .iter()
-            .flat_map(|o| o.sent.iter().zip(&o.accepted))
-            .filter_map(|(s, a)| Some(a.as_ref()?.duration_since(*s.as_ref()?).as_micros() as u64))
-            .collect();
-        let lags: Vec<u64> = driven
-            .outcomes
-            .iter()
-            .map(|o| o.start_lag.as_micros() as u64)
-            .collect();
-        Latency {
-            rate,
-            events: accepted(driven),
-            seconds: driven.finished.duration_since(driven.started).as_secs_f64(),
-            delivery_ms: Percentiles::of_micros(check.latencies_us.clone()),
-            ingest_ms: Percentiles::of_micros(ingest),
-            start_lag_ms: Percentiles::of_micros(lags),
-            cpu,
-        }
-    }
-}
-
-/// Percentiles in milliseconds (nearest rank); all zero for no samples.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Percentiles {
-    pub samples: usize,
-    pub p50: f64,
-    pub p95: f64,
-    pub p99: f64,
-    pub max: f64,
-}
-
-impl Percentiles {
-    pub fn of_micros(mut samples: Vec<u64>) -> Percentiles {
-        samples.sort_unstable();
-        let at = |p: f64| {
-            if samples.is_empty() {
-                return 0.0;
-            }
-            let rank = ((p / 100.0) * samples.len() as f64).ceil() as usize;
-            samples[rank.clamp(1, samples.len()) - 1] as f64 / 1000.0
-        };
-        Percentiles {
-            samples: samples.len(),
-            p50: at(50.0),
-            p95: at(95.0),
-            p99: at(99.0),
-            max: at(100.0),
-        }
-    }
-}
-
-/// The verification of every phase.
-#[derive(Debug, Clone, Serialize)]
+/// One scenario's verification: sums over its phases, and each phase.
+#[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Verification {
-    /// Sums over the platform phases (throughput and latency).
+    #[serde(flatten)]
+    pub totals: Totals,
+    pub phases: Vec<PhaseCheck>,
+}
+
+/// Counts of what arrived against what was accepted.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Totals {
     pub expected: u64,
     pub delivered: u64,
     pub missing: u64,
     pub duplicates: u64,
     pub order_violations: u64,
     pub ingest_errors: u64,
-    /// Arrivals matching no accepted report, in any phase.
+    /// Arrivals matching no accepted report.
     pub unexpected: u64,
     /// Arrivals without a readable `event.id` and `event.state`.
     pub malformed: u64,
-    pub phases: BTreeMap<Phase, PhaseCheck>,
+}
+
+impl Totals {
+    fn add(&mut self, o: &Totals) {
+        self.expected += o.expected;
+        self.delivered += o.delivered;
+        self.missing += o.missing;
+        self.duplicates += o.duplicates;
+        self.order_violations += o.order_violations;
+        self.ingest_errors += o.ingest_errors;
+        self.unexpected += o.unexpected;
+        self.malformed += o.malformed;
+    }
 }
 
 impl Verification {
     pub fn from_check(checked: &Checked, malformed: u64) -> Verification {
-        let phases: BTreeMap<Phase, PhaseCheck> = checked
-            .phases
-            .iter()
-            .map(|(p, c)| (*p, c.clone()))
-            .collect();
-        let platform = || {
-            phases
-                .iter()
-                .filter(|(p, _)| **p != Phase::Baseline)
-                .map(|(_, c)| c)
-        };
-        Verification {
-            expected: platform().map(|c| c.expected).sum(),
-            delivered: platform().map(|c| c.delivered).sum(),
-            missing: platform().map(|c| c.missing).sum(),
-            duplicates: platform().map(|c| c.duplicates).sum(),
-            order_violations: platform().map(|c| c.order_violations).sum(),
-            ingest_errors: platform().map(|c| c.ingest_errors).sum(),
+        let mut totals = Totals {
             unexpected: checked.unexpected,
             malformed,
-            phases,
+            ..Totals::default()
+        };
+        for c in &checked.phases {
+            totals.expected += c.expected;
+            totals.delivered += c.delivered;
+            totals.missing += c.missing;
+            totals.duplicates += c.duplicates;
+            totals.order_violations += c.order_violations;
+            totals.ingest_errors += c.ingest_errors;
+        }
+        Verification {
+            totals,
+            phases: checked.phases.clone(),
         }
     }
 
-    /// One sentence per thing that went wrong.
-    pub fn failures(&self) -> Vec<String> {
+    /// One sentence per thing that went wrong in `scenario`.
+    fn failures(&self, scenario: &str) -> Vec<String> {
         let mut out = Vec::new();
-        for (phase, c) in &self.phases {
-            let name = phase.name();
+        for c in &self.phases {
             for (n, what) in [
                 (c.missing, "deliveries missing"),
                 (c.duplicates, "duplicate deliveries"),
@@ -254,54 +244,107 @@ impl Verification {
                 (c.ingest_errors, "calls stopped by an ingestion error"),
             ] {
                 if n > 0 {
-                    out.push(format!("{name}: {n} {what}"));
+                    out.push(format!("{scenario}, {}: {n} {what}", c.phase));
                 }
             }
             if let Some(sample) = c.error_samples.first() {
-                out.push(format!("{name}: first ingestion error: {sample}"));
+                out.push(format!("{scenario}, {}: first error: {sample}", c.phase));
             }
         }
-        if self.unexpected > 0 {
-            out.push(format!("{} unexpected deliveries", self.unexpected));
+        let t = &self.totals;
+        if t.unexpected > 0 {
+            out.push(format!(
+                "{scenario}: {} unexpected deliveries",
+                t.unexpected
+            ));
         }
-        if self.malformed > 0 {
-            out.push(format!("{} deliveries without an event", self.malformed));
+        if t.malformed > 0 {
+            out.push(format!(
+                "{scenario}: {} deliveries without an event",
+                t.malformed
+            ));
         }
         out
     }
 }
 
-/// What `serve` itself reported.
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ServeFigures {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub delivery_counters: Option<DeliveryCounters>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub peak_rss_bytes: Option<u64>,
-    /// From SIGTERM to exit.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shutdown_seconds: Option<f64>,
-}
+impl Report {
+    pub fn new(machine: Machine, settings: SettingsEcho) -> Report {
+        Report {
+            callhook_version: env!("CARGO_PKG_VERSION"),
+            build: if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            },
+            passed: false,
+            failures: Vec::new(),
+            settings,
+            machine,
+            baseline: None,
+            throughput: None,
+            latency: None,
+            fanout: None,
+            population: None,
+            backlog: None,
+            restart: None,
+            targets: Vec::new(),
+            verification: Totals::default(),
+        }
+    }
 
-/// Reports accepted in a driver run.
-fn accepted(driven: &Driven) -> u64 {
-    driven
-        .outcomes
-        .iter()
-        .map(|o| {
-            Step::ALL
-                .iter()
-                .filter(|s| o.accepted[s.index()].is_some())
-                .count() as u64
-        })
-        .sum()
-}
+    /// Each scenario's verification, with its name.
+    pub fn verifications(&self) -> Vec<(Scenario, &Verification)> {
+        let all = [
+            (
+                Scenario::Baseline,
+                self.baseline.as_ref().map(|b| &b.verification),
+            ),
+            (
+                Scenario::Throughput,
+                self.throughput.as_ref().map(|s| &s.verification),
+            ),
+            (
+                Scenario::Latency,
+                self.latency.as_ref().map(|s| &s.verification),
+            ),
+            (
+                Scenario::Fanout,
+                self.fanout.as_ref().map(|s| &s.verification),
+            ),
+            (
+                Scenario::Population,
+                self.population.as_ref().map(|s| &s.verification),
+            ),
+            (
+                Scenario::Backlog,
+                self.backlog.as_ref().map(|s| &s.verification),
+            ),
+            (
+                Scenario::Restart,
+                self.restart.as_ref().map(|s| &s.verification),
+            ),
+        ];
+        all.into_iter().filter_map(|(s, v)| Some((s, v?))).collect()
+    }
 
-fn per_second(n: u64, seconds: f64) -> f64 {
-    if seconds > 0.0 {
-        n as f64 / seconds
-    } else {
-        0.0
+    /// Ratios to the baseline, the verdict, the targets.
+    pub fn conclude(&mut self) {
+        targets::fill_ratios(self);
+        let mut totals = Totals::default();
+        let mut failures = Vec::new();
+        for (scenario, v) in self.verifications() {
+            if scenario != Scenario::Baseline {
+                totals.add(&v.totals);
+            }
+            failures.extend(v.failures(scenario.name()));
+        }
+        if self.verifications().is_empty() {
+            failures.push("no scenario ran".into());
+        }
+        self.verification = totals;
+        self.passed = failures.is_empty();
+        self.failures = failures;
+        self.targets = targets::judge(self);
     }
 }
