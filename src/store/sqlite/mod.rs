@@ -73,10 +73,8 @@ impl SqliteStore {
                 path: shown.clone(),
                 source,
             })?;
-        let checkpointer = Connection::open(path).map_err(sqlite)?;
-        checkpointer.execute_batch(PRAGMAS).map_err(sqlite)?;
         Ok(SqliteStore {
-            writer: Writer::start(conn, Some(checkpointer))?,
+            writer: Writer::start(conn)?,
             readers,
         })
     }

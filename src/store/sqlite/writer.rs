@@ -39,29 +39,14 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`. With `checkpointer`, WAL checkpoints move off the
-    /// writer: it turns automatic checkpoints off and asks a second thread, on that connection,
-    /// to checkpoint every [`CHECKPOINT_EVERY`] commits.
-    pub(super) fn start(
-        conn: Connection,
-        checkpointer: Option<Connection>,
-    ) -> std::io::Result<Writer> {
+    /// Starts the writer thread on `conn`. SQLite's automatic WAL checkpoints run on it, at
+    /// commit: a checkpoint on another connection cannot rewind the WAL while this one keeps
+    /// writing, and the WAL then grows without bound (seen in the bench: 13 GB).
+    pub(super) fn start(conn: Connection) -> std::io::Result<Writer> {
         let (jobs, queue) = mpsc::channel::<Job>();
-        let checkpoints = match checkpointer {
-            Some(other) => {
-                let (ask, asked) = mpsc::sync_channel::<()>(1);
-                std::thread::Builder::new()
-                    .name("callhook-sqlite-checkpoint".into())
-                    .spawn(move || checkpoint(other, asked))?;
-                conn.pragma_update(None, "wal_autocheckpoint", 0)
-                    .map_err(std::io::Error::other)?;
-                Some(ask)
-            }
-            None => None,
-        };
         let thread = std::thread::Builder::new()
             .name("callhook-sqlite-writer".into())
-            .spawn(move || run(conn, queue, checkpoints))?;
+            .spawn(move || run(conn, queue))?;
         Ok(Writer {
             jobs: Some(jobs),
             thread: Some(thread),
@@ -132,23 +117,8 @@ fn in_savepoint<R, E: From<StoreError>>(
     }
 }
 
-/// Commits between two checkpoint requests.
-const CHECKPOINT_EVERY: u32 = 64;
-
-/// Copies the WAL back into the database whenever asked, without blocking the writer (PASSIVE).
-fn checkpoint(conn: Connection, asked: mpsc::Receiver<()>) {
-    while asked.recv().is_ok() {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "WAL checkpoint failed; will try again");
-        }
-    }
-    // Last one, as the store closes: leave a small WAL behind.
-    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-}
-
-fn run(conn: Connection, queue: mpsc::Receiver<Job>, checkpoints: Option<mpsc::SyncSender<()>>) {
+fn run(conn: Connection, queue: mpsc::Receiver<Job>) {
     let mut synced = true;
-    let mut commits = 0u32;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -181,13 +151,6 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>, checkpoints: Option<mpsc::S
         for reply in replies {
             reply(commit_error.as_ref());
         }
-        commits += 1;
-        if commits.is_multiple_of(CHECKPOINT_EVERY)
-            && let Some(ask) = &checkpoints
-        {
-            // Full: a checkpoint is already on its way.
-            let _ = ask.try_send(());
-        }
     }
 }
 
@@ -200,8 +163,7 @@ mod tests {
         let conn = Connection::open(dir.path().join("w.db")).unwrap();
         conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER NOT NULL)")
             .unwrap();
-        let other = Connection::open(dir.path().join("w.db")).unwrap();
-        (Writer::start(conn, Some(other)).unwrap(), dir)
+        (Writer::start(conn).unwrap(), dir)
     }
 
     fn insert(v: i64) -> impl FnOnce(&Connection) -> Result<i64, StoreError> + Send {
