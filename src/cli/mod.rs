@@ -64,6 +64,9 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Runs the command line and returns the process exit code.
+/// Threads for blocking work (tokio's default is 512).
+const MAX_BLOCKING_THREADS: usize = 16;
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
@@ -75,6 +78,9 @@ pub fn main() -> ExitCode {
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Blocking work is SQLite reads (a pool of a few connections) and name lookups: more
+        // threads than this would only wait, each with its own allocator heap.
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()
     {
         Ok(rt) => rt,

@@ -1,7 +1,7 @@
 //! Timestamps: milliseconds since the Unix epoch, and the two wire formats VIS uses
 //! (`2020-06-23T11:06:21.038Z` for webhooks, `2018-02-15T18:59:03.496+0000` for call events).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use std::time::Duration;
 
 /// A point in time, in milliseconds since the Unix epoch (UTC).
@@ -46,14 +46,28 @@ impl Timestamp {
 
     /// Webhook format: `2020-06-23T11:06:21.038Z`.
     pub fn webhook_format(self) -> String {
-        self.datetime().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+        self.format_with_zone("Z")
     }
 
     /// Call event format: `2018-02-15T18:59:03.496+0000`.
     pub fn event_format(self) -> String {
-        self.datetime()
-            .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
-            .to_string()
+        self.format_with_zone("+0000")
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.mmm` and `zone`, formatted directly: chrono's `strftime` parses its
+    /// pattern on every call, and every event carries three of these.
+    fn format_with_zone(self, zone: &str) -> String {
+        let t = self.datetime();
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}{zone}",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.timestamp_subsec_millis()
+        )
     }
 
     /// Parses RFC 3339 (`2024-05-01T10:00:00Z`, `...+02:00`) or the VIS event form

@@ -29,6 +29,15 @@ const PRAGMAS: &str =
     "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;";
 const READERS: u32 = 4;
 
+/// Settings for every connection: the pragmas, and the query planner stability guarantee. Without
+/// it a statement whose `LIMIT` is a parameter (the claim) is re-prepared whenever the value
+/// changes, which showed as a sixth of the writer's time in profiles.
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(PRAGMAS)?;
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    Ok(())
+}
+
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -60,11 +69,11 @@ impl SqliteStore {
             source,
         };
         let mut conn = Connection::open(path).map_err(sqlite)?;
-        conn.execute_batch(PRAGMAS).map_err(sqlite)?;
+        configure(&conn).map_err(sqlite)?;
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
             .map_err(sqlite)?;
         schema::migrate(&mut conn)?;
-        let manager = SqliteConnectionManager::file(path).with_init(|c| c.execute_batch(PRAGMAS));
+        let manager = SqliteConnectionManager::file(path).with_init(|c| configure(c));
         let readers = r2d2::Pool::builder()
             .max_size(READERS)
             .min_idle(Some(1))

@@ -102,19 +102,24 @@ fn in_savepoint<R, E: From<StoreError>>(
     conn: &Connection,
     op: impl FnOnce(&Connection) -> Result<R, E>,
 ) -> Result<R, E> {
-    conn.execute_batch("SAVEPOINT op")
-        .map_err(|e| E::from(classify(&e)))?;
+    exec_cached(conn, "SAVEPOINT op").map_err(|e| E::from(classify(&e)))?;
     let result = op(conn);
     let end = if result.is_ok() {
-        "RELEASE op"
+        exec_cached(conn, "RELEASE op")
     } else {
-        "ROLLBACK TO op; RELEASE op"
+        exec_cached(conn, "ROLLBACK TO op").and_then(|()| exec_cached(conn, "RELEASE op"))
     };
-    match (result, conn.execute_batch(end)) {
+    match (result, end) {
         (Ok(value), Ok(())) => Ok(value),
         (Ok(_), Err(e)) => Err(E::from(classify(&e))),
         (Err(e), _) => Err(e),
     }
+}
+
+/// Runs a parameterless statement through the statement cache: the writer runs these for every
+/// operation, and parsing them each time showed in profiles.
+fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 fn run(conn: Connection, queue: mpsc::Receiver<Job>) {
@@ -137,10 +142,10 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>) {
             }
         }
         // Without an outer transaction each savepoint commits on its own, which is still atomic.
-        let grouped = conn.execute_batch("BEGIN IMMEDIATE").is_ok();
+        let grouped = exec_cached(&conn, "BEGIN IMMEDIATE").is_ok();
         let replies: Vec<Reply> = batch.into_iter().map(|job| (job.run)(&conn)).collect();
         let commit_error = if grouped {
-            conn.execute_batch("COMMIT").err()
+            exec_cached(&conn, "COMMIT").err()
         } else {
             None
         };
