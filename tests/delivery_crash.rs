@@ -22,52 +22,13 @@ async fn ingest(server: &Server, token: &str, ext: &str, state: &str) -> Value {
         .await
 }
 
-/// Asserts the at-least-once rules on what arrived: every sent event is there; per call, the
-/// first arrivals are in order; a repeat has the deliveryId of its first arrival and a higher
-/// attempt than the one before it.
-fn assert_all_arrived_in_order(reqs: &[Request], sent: &BTreeMap<String, Vec<Value>>) {
-    let mut first: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    let mut by_delivery: BTreeMap<String, (Value, u32)> = BTreeMap::new();
-    for r in reqs {
-        let e = r.event();
-        match by_delivery.get_mut(&r.delivery_id()) {
-            Some((event, attempt)) => {
-                assert_eq!(*event, e, "one deliveryId, one event:\n{}", summary(reqs));
-                assert!(
-                    r.attempt() > *attempt,
-                    "a repeat has a higher attempt:\n{}",
-                    summary(reqs)
-                );
-                *attempt = r.attempt();
-            }
-            None => {
-                by_delivery.insert(r.delivery_id(), (e.clone(), r.attempt()));
-                first.entry(id_of(&e)).or_default().push(e);
-            }
-        }
-    }
-    assert_eq!(
-        &first,
-        sent,
-        "each call's events, in order:\n{}",
-        summary(reqs)
-    );
-}
-
 #[tokio::test]
 async fn events_pending_while_the_receiver_refuses_all_arrive_after_a_sigkill_and_restart() {
     // Arrange: the receiver's port refuses connections; retries are far apart.
     let receiver = Receiver::start();
     receiver.close();
     let mut server = delivery_server(&[("--retries", "5"), ("--retry-interval", "3s")]);
-    let user = server.user_token(ME.0, ME.1);
-    let token = server.ingest_token();
-    let id = create_hook(
-        &server,
-        &user,
-        &hook(&receiver.url("/hook"), "HEADER", None),
-    )
-    .await;
+    let (user, token, id) = subscribe_to(&server, ME, &receiver.url("/hook")).await;
     let mut sent: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for (ext, state) in [
         ("c1", "RINGING"),
@@ -119,14 +80,7 @@ async fn a_delivery_attempted_before_a_sigkill_is_repeated_with_the_same_deliver
     let receiver = Receiver::start();
     receiver.on("/hook", Reply::status(500, "down"));
     let mut server = delivery_server(&[("--retries", "5"), ("--retry-interval", "3s")]);
-    let user = server.user_token(ME.0, ME.1);
-    let token = server.ingest_token();
-    let id = create_hook(
-        &server,
-        &user,
-        &hook(&receiver.url("/hook"), "HEADER", None),
-    )
-    .await;
+    let (user, token, id) = subscribe_to(&server, ME, &receiver.url("/hook")).await;
     let ringing = ingest(&server, &token, "c1", "RINGING").await;
     let first = receiver.wait_for_on("/hook", 1, ARRIVAL).await.remove(0);
     wait_for_metric_at_least(
@@ -169,14 +123,7 @@ async fn a_delivery_in_flight_at_a_sigkill_and_the_ones_queued_behind_it_arrive_
     let receiver = Receiver::start();
     receiver.on("/hook", Reply::Hang);
     let mut server = delivery_server(&[("--response-timeout", "20s")]);
-    let user = server.user_token(ME.0, ME.1);
-    let token = server.ingest_token();
-    let id = create_hook(
-        &server,
-        &user,
-        &hook(&receiver.url("/hook"), "HEADER", None),
-    )
-    .await;
+    let (user, token, id) = subscribe_to(&server, ME, &receiver.url("/hook")).await;
     let mut sent: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for state in ["RINGING", "ACTIVE"] {
         let e = ingest(&server, &token, "c1", state).await;
@@ -217,14 +164,7 @@ async fn sigterm_gives_up_a_hanging_delivery_after_the_shutdown_timeout_and_it_r
     receiver.on("/hook", Reply::Hang);
     let mut server =
         delivery_server(&[("--response-timeout", "60s"), ("--shutdown-timeout", "1s")]);
-    let user = server.user_token(ME.0, ME.1);
-    let token = server.ingest_token();
-    let id = create_hook(
-        &server,
-        &user,
-        &hook(&receiver.url("/hook"), "HEADER", None),
-    )
-    .await;
+    let (user, token, id) = subscribe_to(&server, ME, &receiver.url("/hook")).await;
     let ringing = ingest(&server, &token, "c1", "RINGING").await;
     receiver
         .wait_until("RINGING in flight", ARRIVAL, |_| {
@@ -248,4 +188,15 @@ async fn sigterm_gives_up_a_hanging_delivery_after_the_shutdown_timeout_and_it_r
     assert_eq!(reqs[1].delivery_id(), reqs[0].delivery_id());
     assert!(reqs[1].attempt() > reqs[0].attempt(), "{}", summary(&reqs));
     wait_for_successes(&server, &user, &id, 1).await;
+    // The first run gave its lease up at the deadline, so the second found none left behind.
+    let log = server.log();
+    let (first, second) = log.split_once("[serve run 2]").expect("two runs");
+    assert!(
+        first.contains("released deliveries still in flight") && first.contains("released=1"),
+        "{log}"
+    );
+    assert!(
+        !second.contains("resuming deliveries left in flight"),
+        "{log}"
+    );
 }

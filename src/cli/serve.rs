@@ -1,7 +1,7 @@
 //! `callhook serve`: the composition root. Opens the store, binds the listener, starts the API and
 //! the background jobs, and stops them all on SIGINT/SIGTERM.
 
-use super::signals::StopSignals;
+use super::signals::{StopSignals, survive_file_size_limit};
 use crate::api::{self, ApiSettings, AppState};
 use crate::delivery::{ClientSettings, Engine, EngineSettings, Sender};
 use crate::domain::target::TargetPolicy;
@@ -127,6 +127,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     })
     .context("building the HTTP client")?;
     let signals = StopSignals::install().context("installing signal handlers")?;
+    survive_file_size_limit().context("installing signal handlers")?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "callhook listening on http://{address}")?;
@@ -153,7 +154,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         metrics.clone(),
     );
     let mut background = tokio::task::JoinSet::new();
-    background.spawn(engine.run(shutdown.clone()));
+    background.spawn(engine.clone().run(shutdown.clone()));
     background.spawn(housekeeping::run(
         store.clone(),
         webhooks_changed.clone(),
@@ -195,7 +196,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     tokio::select! {
         result = work => result.context("serving HTTP")?,
-        () = deadline => tracing::warn!("shutdown deadline passed; stopping with work in flight"),
+        () = deadline => {
+            tracing::warn!("shutdown deadline passed; stopping with work in flight");
+            match engine.release_in_flight().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(released = n, "released deliveries still in flight; they are sent again on the next start"),
+                Err(e) => tracing::warn!(error = %e, "could not release deliveries in flight; their leases run out"),
+            }
+        }
     }
     tracing::info!("stopped");
     Ok(())

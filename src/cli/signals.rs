@@ -1,4 +1,5 @@
-//! Stopping cleanly on SIGINT and SIGTERM, shared by the long-running commands (`serve`, `listen`).
+//! Signals: stopping cleanly on SIGINT and SIGTERM, shared by the long-running commands (`serve`,
+//! `listen`), and surviving SIGXFSZ in `serve`.
 
 use tokio_util::sync::CancellationToken;
 
@@ -47,4 +48,24 @@ impl StopSignals {
             () = shutdown.cancelled() => {}
         }
     }
+}
+
+/// Keeps `serve` alive when a write would pass the file size limit (`ulimit -f`): the default
+/// action of SIGXFSZ ends the process, while with this handler the write fails with `EFBIG`, the
+/// store answers 503 like for a full disk, and service resumes once the limit is raised. Logs each
+/// time it happens.
+pub(super) fn survive_file_size_limit() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut xfsz = signal(SignalKind::from_raw(libc::SIGXFSZ))?;
+        tokio::spawn(async move {
+            while xfsz.recv().await.is_some() {
+                tracing::error!(
+                    "file size limit reached (SIGXFSZ): writes fail until it is raised"
+                );
+            }
+        });
+    }
+    Ok(())
 }

@@ -4,10 +4,11 @@
 
 use super::client::Sender;
 use super::retry::{AfterFailure, after_failure};
+use super::window::{self, Windows};
 use crate::domain::Timestamp;
 use crate::metrics::{Metrics, Outcome};
 use crate::store::{AttemptEnd, Claim, DeliveryJob, Finished, Store, StoreError};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
@@ -22,7 +23,8 @@ pub struct EngineSettings {
     pub retry_interval: Duration,
     /// Attempts in flight at once, overall.
     pub concurrency: usize,
-    /// Attempts in flight at once for one webhook.
+    /// Attempts in flight at once for one webhook, at most (see [`window`]: a webhook starts with
+    /// one and widens with successes).
     pub webhook_concurrency: usize,
     /// How long a claimed delivery stays claimed if its outcome is never recorded.
     pub lease: Duration,
@@ -40,7 +42,8 @@ const RECORD_BATCH: usize = 512;
 /// An ended attempt on its way to the store, still holding its slot.
 struct Ended {
     finished: Finished,
-    slot: OwnedSemaphorePermit,
+    /// Held until the outcome is recorded; dropping it frees the slot.
+    _slot: OwnedSemaphorePermit,
 }
 
 /// The delivery engine. Share it with `Arc`.
@@ -51,7 +54,9 @@ pub struct Engine {
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
     slots: Arc<Semaphore>,
-    in_flight: Mutex<HashMap<String, usize>>,
+    windows: Mutex<Windows>,
+    /// The deliveries (by `seq`) this engine holds a lease on and has not recorded yet.
+    leased: Mutex<HashSet<i64>>,
     tasks: TaskTracker,
     /// Where attempts send their outcome; taken (closed) once the attempts have ended.
     ended: Mutex<Option<mpsc::UnboundedSender<Ended>>>,
@@ -75,7 +80,8 @@ impl Engine {
             settings,
             wake,
             metrics,
-            in_flight: Mutex::new(HashMap::new()),
+            windows: Mutex::new(Windows::new(settings.webhook_concurrency)),
+            leased: Mutex::new(HashSet::new()),
             tasks: TaskTracker::new(),
             ended: Mutex::new(Some(ended)),
             recorder: Mutex::new(Some(recorder)),
@@ -139,10 +145,22 @@ impl Engine {
                     tracing::error!(error = %e, count = batch.len(), "recording delivery outcomes failed")
                 }
             }
-            for ended in batch {
-                self.free_webhook_slot(&ended.finished.job.webhook_id);
-                drop(ended.slot);
+            if let Ok(mut leased) = self.leased.lock() {
+                for ended in &batch {
+                    leased.remove(&ended.finished.job.seq);
+                }
             }
+            if let Ok(mut windows) = self.windows.lock() {
+                for ended in &batch {
+                    let how = match ended.finished.end {
+                        AttemptEnd::Delivered => window::Ended::Delivered,
+                        AttemptEnd::Retry { .. } => window::Ended::Retrying,
+                        AttemptEnd::Failed(_) => window::Ended::GaveUp,
+                    };
+                    windows.ended(&ended.finished.job.webhook_id, how);
+                }
+            }
+            drop(batch);
             self.wake.notify_one();
         }
     }
@@ -158,15 +176,18 @@ impl Engine {
             }
             let limit = free.min(CLAIM_BATCH);
             let now = Timestamp::now();
-            let in_flight = self.in_flight.lock().map(|m| m.clone()).unwrap_or_default();
+            let (room, fresh_room) = match self.windows.lock() {
+                Ok(w) => (w.room(), w.fresh_room()),
+                Err(_) => (HashMap::new(), window::INITIAL_WINDOW),
+            };
             let claimed = self
                 .store
                 .claim_deliveries(Claim {
                     now,
                     lease_until: now.plus(self.settings.lease),
                     limit,
-                    per_webhook: self.settings.webhook_concurrency.max(1),
-                    in_flight,
+                    room,
+                    fresh_room,
                 })
                 .await?;
             next_retry = claimed.next_retry;
@@ -191,28 +212,35 @@ impl Engine {
             tracing::error!(delivery = %job.id, "no free slot for a claimed delivery");
             return;
         };
-        if let Ok(mut m) = self.in_flight.lock() {
-            *m.entry(job.webhook_id.clone()).or_insert(0) += 1;
+        if let Ok(mut windows) = self.windows.lock() {
+            windows.started(&job.webhook_id);
+        }
+        if let Ok(mut leased) = self.leased.lock() {
+            leased.insert(job.seq);
         }
         let engine = self.clone();
         self.tasks.spawn(async move {
             let (end, at) = engine.attempt(&job).await;
             let finished = Finished { job, end, at };
-            let _ = ended.send(Ended { finished, slot });
+            let _ = ended.send(Ended {
+                finished,
+                _slot: slot,
+            });
         });
     }
 
-    /// Frees the per-webhook slot of a finished attempt.
-    fn free_webhook_slot(&self, webhook_id: &str) {
-        let Ok(mut in_flight) = self.in_flight.lock() else {
-            return;
+    /// Gives up the leases of the attempts still in flight (their outcome not recorded), so that
+    /// they are sent again at once by whoever claims next rather than when the lease runs out. For
+    /// a shutdown whose deadline passed; returns how many were released.
+    pub async fn release_in_flight(&self) -> Result<u64, StoreError> {
+        let seqs: Vec<i64> = match self.leased.lock() {
+            Ok(mut leased) => leased.drain().collect(),
+            Err(_) => return Ok(0),
         };
-        if let Some(n) = in_flight.get_mut(webhook_id) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                in_flight.remove(webhook_id);
-            }
+        if seqs.is_empty() {
+            return Ok(0);
         }
+        self.store.release_deliveries(seqs).await
     }
 
     /// Sends one attempt and decides what follows; the outcome is recorded by [`Engine::record`].

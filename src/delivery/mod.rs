@@ -4,7 +4,8 @@
 //! - [`engine`]: the loop and its testable step;
 //! - [`client`]: the hardened outbound HTTP client;
 //! - [`request`]: what an attempt sends and how failures read (pure);
-//! - [`retry`]: the retry schedule (pure).
+//! - [`retry`]: the retry schedule (pure);
+//! - [`window`]: per-webhook concurrency windows, so failing endpoints hold one slot each (pure).
 //!
 //! May depend on: `domain`, `signing`, `metrics`, the `store::Store` trait. Never on `api`.
 
@@ -12,6 +13,7 @@ pub mod client;
 pub mod engine;
 pub mod request;
 pub mod retry;
+pub mod window;
 
 pub use client::{ClientSettings, Sender};
 pub use engine::{Engine, EngineSettings};

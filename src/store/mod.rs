@@ -164,10 +164,10 @@ pub struct Claim {
     pub lease_until: Timestamp,
     /// At most this many deliveries.
     pub limit: usize,
-    /// At most this many deliveries in flight per webhook, counting `in_flight`.
-    pub per_webhook: usize,
-    /// Deliveries already in flight, per webhook id.
-    pub in_flight: HashMap<String, usize>,
+    /// How many more deliveries each listed webhook may take (by webhook id).
+    pub room: HashMap<String, usize>,
+    /// How many deliveries a webhook not listed in `room` may take.
+    pub fresh_room: usize,
 }
 
 /// What a claim took, and when the next retry falls due.
@@ -287,6 +287,9 @@ pub trait Store: Send + Sync + 'static {
     // Deliveries (the outbox).
     /// Releases the leases of deliveries that were in flight when a previous process stopped.
     async fn release_leases(&self) -> Result<u64, StoreError>;
+    /// Releases the leases of these deliveries (by `seq`), if still pending: this process gives
+    /// them up (a shutdown deadline) and any node may claim them again. Returns how many.
+    async fn release_deliveries(&self, seqs: Vec<i64>) -> Result<u64, StoreError>;
     /// Claims due deliveries under a lease, oldest first, only the first pending delivery of each
     /// (webhook, call) so that events of one call go out in order, and only for live webhooks.
     /// Each claim counts one attempt.

@@ -1,14 +1,15 @@
 //! Delivery test support: a server with short delivery settings, webhook bodies, waiting on a
-//! webhook's statistics, an independent signature check (our own canonical JSON and HMAC, not
+//! webhook's statistics, the at-least-once check on what arrived, an independent signature check (our own canonical JSON and HMAC, not
 //! callhook's), the replay route and the Prometheus text of `/metrics`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::{Resp, SEED_BODY, Server, eventually, vis};
+use super::{Request, Resp, SEED_BODY, Server, eventually, id_of, summary, vis};
 
 /// How long a delivery that should happen may take to arrive (generous: parallel test runs on a
 /// small machine).
@@ -43,6 +44,19 @@ pub fn delivery_server(overrides: &[(&str, &str)]) -> Server {
     let args = delivery_args(overrides);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     Server::start_with(&refs)
+}
+
+/// A user token for `owner`, an ingest token, and a webhook of `owner` to `url` (HEADER metadata,
+/// unsigned): `(user token, ingest token, webhook id)`.
+pub async fn subscribe_to(
+    server: &Server,
+    owner: (&str, &str),
+    url: &str,
+) -> (String, String, String) {
+    let user = server.user_token(owner.0, owner.1);
+    let ingest = server.ingest_token();
+    let id = create_hook(server, &user, &hook(url, "HEADER", None)).await;
+    (user, ingest, id)
 }
 
 /// A create body for `url` with this metadata policy and (optional) signing key.
@@ -274,4 +288,36 @@ pub fn has_metric(text: &str, name: &str) -> bool {
             .trim_start_matches("# HELP ");
         l.starts_with(name)
     })
+}
+
+/// Asserts the at-least-once rules on what arrived: every sent event is there; per call, the
+/// first arrivals are in order; a repeat has the deliveryId of its first arrival and a higher
+/// attempt than the one before it.
+pub fn assert_all_arrived_in_order(reqs: &[Request], sent: &BTreeMap<String, Vec<Value>>) {
+    let mut first: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut by_delivery: BTreeMap<String, (Value, u32)> = BTreeMap::new();
+    for r in reqs {
+        let e = r.event();
+        match by_delivery.get_mut(&r.delivery_id()) {
+            Some((event, attempt)) => {
+                assert_eq!(*event, e, "one deliveryId, one event:\n{}", summary(reqs));
+                assert!(
+                    r.attempt() > *attempt,
+                    "a repeat has a higher attempt:\n{}",
+                    summary(reqs)
+                );
+                *attempt = r.attempt();
+            }
+            None => {
+                by_delivery.insert(r.delivery_id(), (e.clone(), r.attempt()));
+                first.entry(id_of(&e)).or_default().push(e);
+            }
+        }
+    }
+    assert_eq!(
+        &first,
+        sent,
+        "each call's events, in order:\n{}",
+        summary(reqs)
+    );
 }

@@ -243,12 +243,18 @@ impl Server {
     /// Stops the server with SIGTERM (asserting a clean exit) and starts it again on the same
     /// database, on a new port.
     pub fn restart(&mut self) {
+        self.restart_after(|_| {});
+    }
+
+    /// Like [`Server::restart`], running `between(db path)` while the server is stopped.
+    pub fn restart_after(&mut self, between: impl FnOnce(&str)) {
         let (status, _) = self.stop_with_signal("TERM");
         assert!(
             status.success(),
             "server exited with {status} after SIGTERM\n--- server log ---\n{}",
             self.log()
         );
+        between(&self.db());
         self.spawn();
     }
 

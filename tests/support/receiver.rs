@@ -360,6 +360,32 @@ impl Receiver {
         self.shared.log.lock().unwrap().requests.clone()
     }
 
+    /// How many requests arrived so far (cheap: copies nothing).
+    pub fn count(&self) -> usize {
+        self.shared.log.lock().unwrap().requests.len()
+    }
+
+    /// Waits until at least `n` requests arrived in all, without copying them on every change
+    /// (for runs with thousands of requests). Returns the count.
+    pub async fn wait_for_count(&self, n: usize, timeout: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut changes = self.shared.changed.subscribe();
+        loop {
+            changes.borrow_and_update();
+            let count = self.count();
+            if count >= n {
+                return count;
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => panic!("receiver stopped while waiting for {n} requests"),
+                Err(_) => {
+                    panic!("timed out after {timeout:?} waiting for {n} requests; {count} arrived")
+                }
+            }
+        }
+    }
+
     /// Every request on `path` so far, in arrival order.
     pub fn requests_on(&self, path: &str) -> Vec<Request> {
         on_path(&self.requests(), path)

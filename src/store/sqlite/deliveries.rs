@@ -69,18 +69,18 @@ pub(super) fn claim(c: &Connection, claim: &Claim) -> rusqlite::Result<Claimed> 
     )?;
     let scan = claim.limit.saturating_mul(SCAN_FACTOR) as i64;
     let mut rows = candidates.query(params![now, scan])?;
-    let mut per_webhook = claim.in_flight.clone();
+    let mut room = claim.room.clone();
     let mut jobs = Vec::new();
     while let Some(r) = rows.next()? {
         if jobs.len() >= claim.limit {
             break;
         }
         let webhook_id: String = r.get(2)?;
-        let count = per_webhook.entry(webhook_id.clone()).or_insert(0);
-        if *count >= claim.per_webhook {
+        let left = room.entry(webhook_id.clone()).or_insert(claim.fresh_room);
+        if *left == 0 {
             continue;
         }
-        *count += 1;
+        *left -= 1;
         let algo: String = r.get(4)?;
         let key: Option<String> = r.get(5)?;
         let signing_key = key.filter(|k| {
@@ -113,6 +113,17 @@ pub(super) fn claim(c: &Connection, claim: &Claim) -> rusqlite::Result<Claimed> 
         )?
         .query_row([now], |r| r.get(0))?;
     Ok(Claimed { jobs, next_retry })
+}
+
+pub(super) fn release(c: &Connection, seqs: &[i64]) -> rusqlite::Result<u64> {
+    let mut release = c.prepare_cached(
+        "UPDATE deliveries SET lease_until = NULL WHERE seq = ?1 AND status = 'pending'",
+    )?;
+    let mut released = 0;
+    for seq in seqs {
+        released += release.execute([seq])? as u64;
+    }
+    Ok(released)
 }
 
 pub(super) fn finish(
