@@ -10,7 +10,9 @@
 //! - **population** ([`population`]): the same load with 1,000 and 100,000 registered webhooks
 //!   of which one per event matches;
 //! - **backlog** and **restart** ([`outage`]): events queued while the receiver answers 503, then
-//!   drained; a database full of events and pending deliveries, stopped and started again.
+//!   drained; a database full of events and pending deliveries, stopped and started again;
+//! - **faults** ([`faults`]): the latency load with healthy webhooks alone, then next to 100
+//!   endpoints that hang, refuse, reset or answer 500.
 //!
 //! Each platform scenario gets its own `serve` on a fresh database ([`session`]; its books in
 //! [`tally`]), so its peak RSS, CPU and database size are its own ([`resources`]). [`verify`]
@@ -24,6 +26,7 @@
 
 mod baseline;
 mod context;
+mod faults;
 mod figures;
 mod load;
 mod outage;
@@ -93,10 +96,11 @@ pub enum Scenario {
     Population,
     Backlog,
     Restart,
+    Faults,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Baseline,
         Scenario::Throughput,
         Scenario::Latency,
@@ -104,6 +108,7 @@ impl Scenario {
         Scenario::Population,
         Scenario::Backlog,
         Scenario::Restart,
+        Scenario::Faults,
     ];
 
     pub fn name(self) -> &'static str {
@@ -115,6 +120,7 @@ impl Scenario {
             Scenario::Population => "population",
             Scenario::Backlog => "backlog",
             Scenario::Restart => "restart",
+            Scenario::Faults => "faults",
         }
     }
 }
@@ -174,6 +180,7 @@ pub async fn run(settings: &Settings) -> Result<Report, BenchError> {
             Scenario::Population => report.population = Some(population::run(&rig).await?),
             Scenario::Backlog => report.backlog = Some(outage::backlog(&rig).await?),
             Scenario::Restart => report.restart = Some(outage::restart(&rig).await?),
+            Scenario::Faults => report.faults = Some(faults::run(&rig).await?),
         }
     }
     rig.stop().await;

@@ -36,7 +36,9 @@ pub struct Report {
     pub backlog: Option<Backlog>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restart: Option<Restart>,
-    /// Issue 5's targets that this run could judge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faults: Option<Faults>,
+    /// Issue 5's (and issue 6's) targets that this run could judge.
     pub targets: Vec<Target>,
     /// Sums over every platform scenario.
     pub verification: Totals,
@@ -115,6 +117,22 @@ pub struct PopulationLevel {
     /// `serve`'s peak RSS after this level.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_rss_bytes: Option<u64>,
+}
+
+/// Healthy webhooks at a fixed rate alone, then next to dead endpoints.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Faults {
+    pub dead_endpoints: u32,
+    /// The healthy webhooks' latency alone...
+    pub alone: Latency,
+    /// ...and next to the dead endpoints.
+    pub next_to_dead: Latency,
+    /// `nextToDead` p99 over `alone` p99.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p99_ratio: Option<f64>,
+    pub resources: Resources,
+    pub verification: Verification,
 }
 
 /// Events queued while the receiver answered 503, then drained.
@@ -288,6 +306,7 @@ impl Report {
             population: None,
             backlog: None,
             restart: None,
+            faults: None,
             targets: Vec::new(),
             verification: Totals::default(),
         }
@@ -323,6 +342,10 @@ impl Report {
             (
                 Scenario::Restart,
                 self.restart.as_ref().map(|s| &s.verification),
+            ),
+            (
+                Scenario::Faults,
+                self.faults.as_ref().map(|s| &s.verification),
             ),
         ];
         all.into_iter().filter_map(|(s, v)| Some((s, v?))).collect()

@@ -174,6 +174,20 @@ impl Report {
                 ratio(s.ratio_to_baseline),
             );
         }
+        if let Some(f) = &self.faults {
+            r.heading(format!(
+                "faults: healthy webhooks alone, then next to {} dead endpoints (ms: at {}/s)",
+                f.dead_endpoints,
+                thousands(f.alone.rate)
+            ));
+            r.latency("alone", &f.alone);
+            r.latency(
+                &format!("next to {} dead", f.dead_endpoints),
+                &f.next_to_dead,
+            );
+            let x = f.p99_ratio.map_or("-".into(), |x| format!("{x:.2}"));
+            r.info("p99 next to them over p99 alone", x);
+        }
         let resources = self.resources();
         if !resources.is_empty() {
             r.heading("serve: peak RSS / CPU s per 1,000 events / database bytes per event".into());
@@ -209,6 +223,7 @@ impl Report {
             ("population", self.population.as_ref().map(|s| &s.resources)),
             ("backlog", self.backlog.as_ref().map(|s| &s.resources)),
             ("restart", self.restart.as_ref().map(|s| &s.resources)),
+            ("faults", self.faults.as_ref().map(|s| &s.resources)),
         ];
         all.into_iter()
             .filter_map(|(name, r)| Some((name, r?)))
@@ -253,7 +268,7 @@ fn render(rows: &[Row], report: &Report) -> String {
         out.push('\n');
     }
     if !report.targets.is_empty() {
-        out.push_str("targets of issue 5 (figures: a missed one does not fail the run)\n");
+        out.push_str("targets of issues 5 and 6 (figures: a missed one does not fail the run)\n");
         for t in &report.targets {
             let verdict = if t.met { "met" } else { "MISSED" };
             out.push_str(&format!(

@@ -1,4 +1,4 @@
-//! Issue 5's targets, judged on a finished [`Report`], and the ratios to the baseline that the
+//! Issue 5's targets (and issue 6's for the faults scenario), judged on a finished [`Report`], and the ratios to the baseline that the
 //! figures carry. Figures, not timed tests: a missed target never fails the run.
 
 use super::figures::Latency;
@@ -21,6 +21,9 @@ pub const POPULATION_SHARE: f64 = 0.9;
 pub const PEAK_RSS_BYTES: u64 = 100_000_000;
 /// Restart: listening, and delivering again, within this many seconds.
 pub const RESTART_SECONDS: f64 = 1.0;
+/// Faults: the healthy webhooks' p99 next to dead endpoints at most this many times their p99
+/// alone.
+pub const FAULTS_P99_RATIO: f64 = 2.0;
 
 /// One target and how this run did.
 #[derive(Debug, Clone, Serialize)]
@@ -172,6 +175,19 @@ pub fn judge(report: &Report) -> Vec<Target> {
             target: format!("< {RESTART_SECONDS} s"),
             value: first.map_or("none".into(), |s| format!("{s:.3} s")),
             met: first.is_some_and(|s| s < RESTART_SECONDS),
+        });
+    }
+    if let Some(f) = &report.faults {
+        let x = f.p99_ratio.unwrap_or(f64::INFINITY);
+        out.push(Target {
+            scenario: "faults",
+            figure: format!(
+                "healthy p99 next to {} dead endpoints over alone (issue 6)",
+                f.dead_endpoints
+            ),
+            target: format!("<= {FAULTS_P99_RATIO}x"),
+            value: format!("{x:.2}x"),
+            met: x <= FAULTS_P99_RATIO,
         });
     }
     out

@@ -44,7 +44,7 @@ const PLOT_FILE: &str = "bench-latency.png";
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Run only these scenarios (repeat, or separate with commas): baseline, throughput, latency,
-    /// fanout, population, backlog, restart. Default: all. Without baseline, no ratios.
+    /// fanout, population, backlog, restart, faults. Default: all. Without baseline, no ratios.
     #[arg(
         long = "scenario",
         value_name = "NAME",

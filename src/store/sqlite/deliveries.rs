@@ -63,12 +63,23 @@ pub(super) fn claim(c: &Connection, claim: &Claim) -> rusqlite::Result<Claimed> 
          WHERE d.status = 'pending' AND d.next_at <= ?1 \
            AND (d.lease_until IS NULL OR d.lease_until <= ?1) \
            AND w.failed = 0 AND w.expire_at > ?1 \
+           AND d.webhook_id NOT IN (SELECT value FROM json_each(?3)) \
            AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.webhook_id = d.webhook_id \
                            AND p.call_seq = d.call_seq AND p.status = 'pending' AND p.seq < d.seq) \
          ORDER BY d.next_at, d.seq LIMIT ?2",
     )?;
     let scan = claim.limit.saturating_mul(SCAN_FACTOR) as i64;
-    let mut rows = candidates.query(params![now, scan])?;
+    // Webhooks without room are left out in the query, not after it: otherwise the due
+    // deliveries of a few saturated (say, hanging) webhooks could fill every scan and starve
+    // the rest.
+    let full: Vec<&str> = claim
+        .room
+        .iter()
+        .filter(|(_, left)| **left == 0)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    let full = serde_json::to_string(&full).unwrap_or_else(|_| "[]".into());
+    let mut rows = candidates.query(params![now, scan, full])?;
     let mut room = claim.room.clone();
     let mut jobs = Vec::new();
     while let Some(r) = rows.next()? {
@@ -239,5 +250,79 @@ pub(super) fn replay(
             )?;
             Ok(Replay::Queued(n as u64))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database with webhooks `a` and `b`, and `a_calls` calls of `a`'s user each with one due
+    /// delivery, older than one due delivery of `b`.
+    fn outbox(a_calls: i64) -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut c).unwrap();
+        for (seq, id) in [(1, "a"), (2, "b")] {
+            c.execute(
+                "INSERT INTO webhooks (seq, id, account_id, user_id, url, events, signing_algo, \
+                 metadata_policy, expire_at, created_at, created_by, purge_at) \
+                 VALUES (?1, ?2, 'acc', ?2, 'http://x/', '[]', 'NONE', 'NONE', 9e15, 0, 'u', 9e15)",
+                params![seq, id],
+            )
+            .unwrap();
+        }
+        let add = |call: i64, webhook: &str, at: i64| {
+            c.execute(
+                "INSERT INTO calls (seq, id, account_id, external_id, user_id, direction, \
+                 phone_number, internal, ucp_type, state, start_time, duration, updated_at) \
+                 VALUES (?1, ?1, 'acc', ?1, ?2, 'INBOUND', '1', 0, 'VBS', 'RINGING', 0, 0, 0)",
+                params![call, webhook],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO call_events (seq, call_seq, state, at, body) VALUES (?1, ?1, 'RINGING', 0, '{}')",
+                [call],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO deliveries (id, webhook_id, event_seq, call_seq, status, next_at, created_at) \
+                 VALUES (?1, ?2, ?1, ?1, 'pending', ?3, ?3)",
+                params![call, webhook, at],
+            )
+            .unwrap();
+        };
+        for call in 1..=a_calls {
+            add(call, "a", 1);
+        }
+        add(a_calls + 1, "b", 2);
+        c
+    }
+
+    fn claim_with(room: &[(&str, usize)], limit: usize) -> Claim {
+        Claim {
+            now: Timestamp::from_millis(10).unwrap(),
+            lease_until: Timestamp::from_millis(100).unwrap(),
+            limit,
+            room: room.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            fresh_room: 1,
+        }
+    }
+
+    #[test]
+    fn a_webhook_without_room_does_not_fill_the_scan_and_starve_the_others() {
+        // Far more of a's due deliveries than one scan reads (limit x SCAN_FACTOR).
+        let c = outbox(50);
+        let claimed = claim(&c, &claim_with(&[("a", 0)], 2)).unwrap();
+        let webhooks: Vec<&str> = claimed.jobs.iter().map(|j| j.webhook_id.as_str()).collect();
+        assert_eq!(webhooks, ["b"]);
+    }
+
+    #[test]
+    fn each_webhook_gets_at_most_its_room_and_unknown_ones_the_fresh_room() {
+        let c = outbox(5);
+        let claimed = claim(&c, &claim_with(&[("a", 2)], 10)).unwrap();
+        let webhooks: Vec<&str> = claimed.jobs.iter().map(|j| j.webhook_id.as_str()).collect();
+        assert_eq!(webhooks, ["a", "a", "b"]);
+        assert!(claimed.jobs.iter().all(|j| j.attempt == 1));
     }
 }
