@@ -123,17 +123,14 @@ async fn a_limited_token_is_refused_before_its_body_is_read() {
     let reader = server.user_token("a1", "u1");
     exhaust(&server, "POST", INGEST, &ingest).await;
 
-    // Act: a malformed body, an oversized one and a valid report, all past the limit.
+    // Act: a malformed body (400 if it were read) and a valid report, both past the limit.
     let malformed = server.post_json_text(INGEST, &ingest, "{not json").await;
-    let oversized = server
-        .post_json_text(INGEST, &ingest, "x".repeat(100 * 1024))
-        .await;
     let valid = server
         .ingest(&ingest, &report("a1", "u1", "c1", "INBOUND", "RINGING"))
         .await;
 
     // Assert
-    for resp in [malformed, oversized, valid] {
+    for resp in [malformed, valid] {
         resp.expect_error(429, "TOO_MANY_REQUESTS");
     }
     assert_eq!(server.events_count(&reader).await, json!({"count": 0}));
@@ -176,17 +173,19 @@ async fn a_rate_limit_of_zero_turns_the_limit_off() {
 }
 
 #[tokio::test]
-async fn the_default_limit_lets_a_burst_of_a_thousand_through() {
+async fn the_default_limit_serves_a_thousand_requests_in_quick_succession() {
     // Arrange
     let server = Server::start();
     let token = server.user_token("a1", "u1");
 
-    // Act: 1,000 requests take more than a millisecond, so the default of 1,000/s in bursts of
-    // 1,000 never runs out.
+    // Act: 1,000 requests, 100 at a time (to stay clear of file-descriptor limits).
     let path = vis("/self");
-    let answers = join_all((0..1000).map(|_| server.get(&path, &token))).await;
+    let mut answers = Vec::new();
+    for _ in 0..10 {
+        answers.extend(join_all((0..100).map(|_| server.get(&path, &token))).await);
+    }
 
-    // Assert
+    // Assert: at 1,000/s in bursts of 1,000, none of them is refused.
     let refused = answers.iter().filter(|r| r.status != 200).count();
     assert_eq!(refused, 0, "{:?}", answers.iter().find(|r| r.status != 200));
 }
