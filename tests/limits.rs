@@ -254,21 +254,19 @@ async fn a_500_with_a_huge_body_leaves_only_a_short_error_message() {
 
 #[tokio::test]
 async fn a_transport_error_naming_a_long_url_is_cut_to_the_cap() {
-    // Arrange: a 2,000-character URL on a port that refuses connections.
-    let url = format!(
-        "http://127.0.0.1:{}/{}",
-        refused_port(),
-        "long-path/".repeat(198)
-    );
+    // Arrange: a 2,000-character URL on port 0, where no server can ever listen (a port that
+    // was free a moment ago may be taken by the server of a test running alongside).
+    let url = format!("http://127.0.0.1:0/{}", "long-path/".repeat(198));
     assert!(url.len() > MAX_ERROR_MESSAGE && url.len() <= 2048);
 
     // Act
     let (_server, webhook) = failed_webhook(&url).await;
 
     // Assert
-    assert_eq!(
-        webhook["statistics"]["lastHttpErrorCode"],
-        json!("CONNECTION_REFUSED")
+    let code = &webhook["statistics"]["lastHttpErrorCode"];
+    assert!(
+        code == "CONNECTION_REFUSED" || code == "CONNECTION_ERROR",
+        "a transport failure: {webhook}"
     );
     let message = last_error_message(&webhook);
     assert!(
