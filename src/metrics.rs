@@ -1,6 +1,7 @@
-//! Prometheus metrics: what the delivery engine counts and what `GET /metrics` serves.
+//! Prometheus metrics: what the delivery engine and the API's rate limit count, and what
+//! `GET /metrics` serves.
 //!
-//! May depend on: prometheus-client only. The engine records into it; the API encodes it.
+//! May depend on: prometheus-client only. The engine and the API record into it; the API encodes it.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -34,6 +35,7 @@ pub struct Metrics {
     attempt_seconds: Histogram,
     queue_depth: Gauge,
     oldest_pending_seconds: Gauge<f64, AtomicU64>,
+    rate_limited: Counter,
 }
 
 impl Default for Metrics {
@@ -70,12 +72,19 @@ impl Metrics {
             "Age of the oldest delivery still waiting",
             oldest_pending_seconds.clone(),
         );
+        let rate_limited = Counter::default();
+        registry.register(
+            "rate_limited_requests",
+            "Requests refused with 429 by the per-token rate limit",
+            rate_limited.clone(),
+        );
         Metrics {
             registry,
             deliveries,
             attempt_seconds,
             queue_depth,
             oldest_pending_seconds,
+            rate_limited,
         }
     }
 
@@ -93,6 +102,11 @@ impl Metrics {
     /// Counts deliveries skipped because their webhook was failed or expired.
     pub fn skipped(&self, n: u64) {
         self.count("skipped", n);
+    }
+
+    /// Counts one request refused by the per-token rate limit.
+    pub fn rate_limited(&self) {
+        self.rate_limited.inc();
     }
 
     fn count(&self, outcome: &str, n: u64) {
@@ -125,6 +139,7 @@ mod tests {
         m.attempt(Outcome::Delivered, Duration::from_millis(3));
         m.attempt(Outcome::Delivered, Duration::from_millis(4));
         m.attempt(Outcome::Retried, Duration::from_millis(5));
+        m.rate_limited();
         let text = m.render(7, Some(Duration::from_secs(2)));
         assert!(
             text.contains("callhook_deliveries_total{outcome=\"delivered\"} 2"),
@@ -135,6 +150,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("callhook_delivery_queue_depth 7"), "{text}");
+        assert!(
+            text.contains("callhook_rate_limited_requests_total 1"),
+            "{text}"
+        );
         assert!(
             text.contains("callhook_delivery_oldest_pending_age_seconds 2"),
             "{text}"

@@ -51,6 +51,11 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("invalid values")]
     Validation(Vec<FieldError>),
+    #[error("too many requests with this token: retry after {retry_after} s")]
+    RateLimited {
+        /// Whole seconds until a request is allowed again (the `Retry-After` header).
+        retry_after: u64,
+    },
     #[error("storage is unavailable, try again later")]
     Unavailable(#[source] StoreError),
     #[error("internal server error")]
@@ -68,6 +73,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -135,6 +141,10 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(error = ?self, "request failed");
         }
+        let retry_after = match self {
+            ApiError::RateLimited { retry_after } => Some(retry_after),
+            _ => None,
+        };
         let (message, errors) = match self {
             ApiError::Validation(errors) => {
                 let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -142,14 +152,20 @@ impl IntoResponse for ApiError {
             }
             other => (other.to_string(), Vec::new()),
         };
-        json_error(
+        let mut response = json_error(
             status,
             &ErrorResponse {
                 error_code: code.to_string(),
                 error_message: message,
                 errors,
             },
-        )
+        );
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 

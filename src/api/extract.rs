@@ -1,8 +1,10 @@
-//! Request extractors that fail in the VIS error shape: bearer-token authentication by role, the
-//! JSON body (content type, size limit, syntax) and path ids.
+//! Request extractors that fail in the VIS error shape: bearer-token authentication by role (with
+//! the per-token rate limit, checked before any body is read), the JSON body (content type, size
+//! limit, syntax) and path ids.
 
 use super::AppState;
 use super::error::ApiError;
+use super::rate_limit::retry_after_secs;
 use crate::domain::Timestamp;
 use crate::domain::identity::{Owner, Principal, Role, hash_token};
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
@@ -33,10 +35,20 @@ async fn principal(parts: &Parts, app: &AppState) -> Result<Principal, ApiError>
         .ok_or(ApiError::Unauthorized(
             "the Authorization header must be: Bearer <token>",
         ))?;
-    app.store
-        .authenticate(hash_token(token), Timestamp::now())
+    let hash = hash_token(token);
+    let principal = app
+        .store
+        .authenticate(hash, Timestamp::now())
         .await?
-        .ok_or(ApiError::Unauthorized("invalid, expired or revoked token"))
+        .ok_or(ApiError::Unauthorized("invalid, expired or revoked token"))?;
+    app.rate_limit.check(&hash).map_err(|wait| {
+        app.metrics.rate_limited();
+        tracing::debug!(token = %principal.token_id, ?wait, "rate limited");
+        ApiError::RateLimited {
+            retry_after: retry_after_secs(wait),
+        }
+    })?;
+    Ok(principal)
 }
 
 /// The user behind a `user` token: the owner of every `/self` resource.

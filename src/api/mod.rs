@@ -12,6 +12,7 @@ mod extract;
 mod ingest;
 mod params;
 mod profile;
+pub mod rate_limit;
 mod webhooks;
 
 use crate::domain::target::TargetPolicy;
@@ -40,6 +41,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use extract::BODY_LIMIT;
+pub use rate_limit::RateLimit;
 
 /// Settings the handlers need.
 #[derive(Debug, Clone)]
@@ -50,6 +52,8 @@ pub struct ApiSettings {
     pub purge_grace: Duration,
     /// Which delivery targets are allowed (webhook URLs that are refused IP literals get a 422).
     pub targets: TargetPolicy,
+    /// Most webhooks one user may have (creating one more is a 422); 0: no cap.
+    pub max_webhooks_per_user: u32,
 }
 
 /// What every handler receives.
@@ -62,6 +66,8 @@ pub struct AppState {
     /// Wakes the delivery engine: deliveries were queued or a webhook became live again.
     pub delivery_wake: Arc<Notify>,
     pub metrics: Arc<Metrics>,
+    /// Requests per second per token, checked right after authentication.
+    pub rate_limit: Arc<RateLimit>,
     /// Where call reports go (the ingestion route and the simulated telephony share it).
     pub sink: CallSink,
     pub sim: Arc<SimTelephony>,

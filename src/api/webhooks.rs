@@ -6,7 +6,7 @@ use super::extract::{Id, JsonBody, User};
 use crate::domain::FieldError;
 use crate::domain::Timestamp;
 use crate::domain::webhook::{MetadataPolicy, SigningAlgo, Webhook, WebhookSpec, WebhookView};
-use crate::store::Replay;
+use crate::store::{Created, Replay};
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -62,7 +62,16 @@ pub async fn create(
         purge_at: expire_at.plus(app.settings.purge_grace),
         statistics: Default::default(),
     };
-    app.store.create_webhook(&webhook).await?;
+    let cap = Some(app.settings.max_webhooks_per_user).filter(|&n| n > 0);
+    if let Created::AtCap(existing) = app.store.create_webhook(&webhook, cap).await? {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "webhooks",
+            format!(
+                "this user already has {existing} webhooks, the most this server allows; \
+                 delete one first"
+            ),
+        )]));
+    }
     app.webhooks_changed.notify_one();
     Ok((StatusCode::CREATED, Json(WebhookView::from(&webhook))))
 }

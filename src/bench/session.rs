@@ -90,7 +90,8 @@ impl<'r> Session<'r> {
         rig: &'r Rig<'r>,
         extra: &[(&str, &str)],
     ) -> Result<Session<'r>, BenchError> {
-        let args = serve_args(&rig.settings.serve_args, extra);
+        let extra: Vec<(&str, &str)> = UNLIMITED.iter().chain(extra).copied().collect();
+        let args = serve_args(&rig.settings.serve_args, &extra);
         let platform = Platform::start(&rig.settings.exe, &args).await?;
         tracing::info!(
             url = platform.base_url(),
@@ -201,6 +202,12 @@ impl<'r> Session<'r> {
         }
     }
 }
+
+/// Given to every `serve` under test unless the user's `--serve-arg`s name them: the bench sends
+/// tens of thousands of requests a second with one ingest token, and the population scenario gives
+/// 4 users 100,000 webhooks, so neither the per-token rate limit nor the per-user webhook cap may
+/// apply.
+const UNLIMITED: [(&str, &str); 2] = [("--rate-limit", "0"), ("--max-webhooks-per-user", "0")];
 
 /// The user's `--serve-arg`s, then each of `extra` as `--flag=value` unless the user named it.
 fn serve_args(user: &[String], extra: &[(&str, &str)]) -> Vec<String> {

@@ -2,7 +2,7 @@
 //! the background jobs, and stops them all on SIGINT/SIGTERM.
 
 use super::signals::{StopSignals, survive_file_size_limit};
-use crate::api::{self, ApiSettings, AppState};
+use crate::api::{self, ApiSettings, AppState, RateLimit};
 use crate::delivery::{ClientSettings, Engine, EngineSettings, Sender};
 use crate::domain::target::TargetPolicy;
 use crate::housekeeping;
@@ -43,10 +43,26 @@ pub struct ServeArgs {
     shutdown_timeout: Duration,
 
     #[command(flatten)]
+    limits: LimitArgs,
+
+    #[command(flatten)]
     delivery: DeliveryArgs,
 
     #[command(flatten)]
     sim: SimArgs,
+}
+
+/// What one client may ask of the server.
+#[derive(Debug, clap::Args)]
+struct LimitArgs {
+    /// Requests per second allowed to one token (in bursts of as many); more get 429 with
+    /// Retry-After. 0 turns the limit off.
+    #[arg(long, env = "CALLHOOK_RATE_LIMIT", default_value_t = 1000)]
+    rate_limit: u32,
+
+    /// Most webhooks one user may have; creating one more is refused with 422. 0: no cap.
+    #[arg(long, env = "CALLHOOK_MAX_WEBHOOKS_PER_USER", default_value_t = 100)]
+    max_webhooks_per_user: u32,
 }
 
 /// How the simulated telephony behind the call-control routes behaves.
@@ -161,6 +177,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         metrics.clone(),
         shutdown.clone(),
     ));
+    let rate_limit = Arc::new(RateLimit::new(args.limits.rate_limit));
+    {
+        let (rate_limit, shutdown) = (rate_limit.clone(), shutdown.clone());
+        background.spawn(async move { rate_limit.prune_until(shutdown).await });
+    }
     let sink = CallSink::new(store.clone(), delivery_wake.clone(), metrics.clone());
     let sim = SimTelephony::new(
         sink.clone(),
@@ -177,10 +198,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             webhook_ttl: args.webhook_ttl,
             purge_grace: args.purge_grace,
             targets,
+            max_webhooks_per_user: args.limits.max_webhooks_per_user,
         }),
         webhooks_changed,
         delivery_wake,
         metrics,
+        rate_limit,
         sink,
         sim,
     };

@@ -114,8 +114,13 @@ impl Sender {
         Ok(Sender { client, targets })
     }
 
-    /// One attempt of `job`: the status of a 2xx answer, else what went wrong.
+    /// One attempt of `job`: the status of a 2xx answer, else what went wrong (in at most
+    /// [`request::MAX_FAILURE_MESSAGE`] bytes).
     pub async fn send(&self, job: &DeliveryJob) -> Result<u16, Failure> {
+        self.attempt(job).await.map_err(request::capped)
+    }
+
+    async fn attempt(&self, job: &DeliveryJob) -> Result<u16, Failure> {
         let url = reqwest::Url::parse(&job.url).map_err(|e| Failure {
             code: "INVALID_URL".into(),
             message: format!("the webhook URL cannot be used: {e}"),

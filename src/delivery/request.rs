@@ -67,6 +67,24 @@ pub fn build(job: &DeliveryJob) -> Outgoing {
 /// How much of an error body goes into `lastErrorMessage`.
 pub const BODY_EXCERPT: usize = 200;
 
+/// Most bytes of a failure message kept (`lastErrorMessage`): a transport error naming a long URL
+/// is cut to this.
+pub const MAX_FAILURE_MESSAGE: usize = 1024;
+
+/// `failure` with its message cut to [`MAX_FAILURE_MESSAGE`] bytes on a character boundary, ending
+/// in `...` when it was cut.
+pub fn capped(mut failure: Failure) -> Failure {
+    const MARK: &str = "...";
+    if failure.message.len() > MAX_FAILURE_MESSAGE {
+        let end = failure
+            .message
+            .floor_char_boundary(MAX_FAILURE_MESSAGE - MARK.len());
+        failure.message.truncate(end);
+        failure.message.push_str(MARK);
+    }
+    failure
+}
+
 /// How big an error body was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodySize {
@@ -174,6 +192,20 @@ mod tests {
             (short.code.as_str(), short.message.as_str()),
             ("404 NOT_FOUND", "404 NOT FOUND: [nope]")
         );
+    }
+
+    #[test]
+    fn long_failure_messages_are_capped_on_a_character_boundary() {
+        let failure = |message: String| Failure {
+            code: "CONNECTION_REFUSED".into(),
+            message,
+        };
+        let long = "é".repeat(1000); // 2000 bytes; byte 1021 is inside an é
+        let cut = capped(failure(long)).message;
+        assert!(cut.len() <= MAX_FAILURE_MESSAGE, "{}", cut.len());
+        assert_eq!(cut, format!("{}...", "é".repeat(510)));
+        let short = "connection refused".to_string();
+        assert_eq!(capped(failure(short.clone())).message, short);
     }
 
     #[test]

@@ -216,6 +216,14 @@ pub enum Replay {
     Queued(u64),
 }
 
+/// The result of a webhook creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    /// The owner already has this many webhooks, the cap: nothing was stored.
+    AtCap(u64),
+}
+
 /// How much is waiting to be delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Backlog {
@@ -253,7 +261,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Owner>, StoreError>;
 
     // Webhooks.
-    async fn create_webhook(&self, webhook: &Webhook) -> Result<(), StoreError>;
+    /// Stores a new webhook unless its owner already has `max_per_user` webhooks (counted in the
+    /// same write, so concurrent creates cannot pass the cap); `None`: no cap.
+    async fn create_webhook(
+        &self,
+        webhook: &Webhook,
+        max_per_user: Option<u32>,
+    ) -> Result<Created, StoreError>;
     async fn list_webhooks(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError>;
     async fn get_webhook(&self, owner: &Owner, id: &str) -> Result<Option<Webhook>, StoreError>;
     /// `false` when the owner has no such webhook.

@@ -46,20 +46,7 @@ impl Req {
                 self.method, self.path
             )
         });
-        let status = resp.status().as_u16();
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let bytes = resp.bytes().await.expect("read response body");
-        Resp {
-            method: self.method,
-            path: self.path,
-            status,
-            content_type,
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-        }
+        Resp::read(&self.method, &self.path, resp).await
     }
 }
 
@@ -70,6 +57,8 @@ pub struct Resp {
     pub path: String,
     pub status: u16,
     pub content_type: Option<String>,
+    /// Every header, names in lower case.
+    pub headers: reqwest::header::HeaderMap,
     pub text: String,
 }
 
@@ -88,6 +77,30 @@ impl fmt::Debug for Resp {
 }
 
 impl Resp {
+    /// Reads `resp` whole; `method` and `path` name the request in failure messages.
+    pub async fn read(method: &str, path: &str, resp: reqwest::Response) -> Resp {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = resp.bytes().await.expect("read response body");
+        Resp {
+            method: method.to_string(),
+            path: path.to_string(),
+            status,
+            content_type,
+            headers,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    /// The value of header `name`, if present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
     /// Asserts the status code.
     pub fn expect(&self, status: u16) -> &Resp {
         assert_eq!(self.status, status, "unexpected status: {self:?}");

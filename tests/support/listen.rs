@@ -276,18 +276,5 @@ pub async fn request_to(method: &str, url: &str, headers: &[(&str, &str)], body:
         .send()
         .await
         .unwrap_or_else(|e| panic!("{method} {url} failed at the transport level: {e:?}"));
-    let status = resp.status().as_u16();
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let bytes = resp.bytes().await.expect("read response body");
-    Resp {
-        method: method.to_string(),
-        path: url.to_string(),
-        status,
-        content_type,
-        text: String::from_utf8_lossy(&bytes).into_owned(),
-    }
+    Resp::read(method, url, resp).await
 }

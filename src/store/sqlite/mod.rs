@@ -6,11 +6,12 @@ mod deliveries;
 mod errors;
 mod rows;
 pub mod schema;
+mod webhooks;
 mod writer;
 
 use super::{
-    ApplyError, ApplyOutcome, Backlog, CallFilter, CallPage, Claim, Claimed, Finished, NewToken,
-    Replay, Store, StoreError, TokenInfo,
+    ApplyError, ApplyOutcome, Backlog, CallFilter, CallPage, Claim, Claimed, Created, Finished,
+    NewToken, Replay, Store, StoreError, TokenInfo,
 };
 use crate::domain::Timestamp;
 use crate::domain::call::{self, Applied, Call};
@@ -316,31 +317,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
+    async fn create_webhook(
+        &self,
+        w: &Webhook,
+        max_per_user: Option<u32>,
+    ) -> Result<Created, StoreError> {
         let w = w.clone();
-        self.write(move |c| {
-            c.execute(
-                "INSERT INTO webhooks (id, account_id, user_id, url, events, signing_algo, signing_key, \
-                 metadata_policy, expire_at, created_at, created_by, purge_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![
-                    w.id,
-                    w.account_id,
-                    w.user_id,
-                    w.spec.url,
-                    w.spec.events.join(","),
-                    w.spec.signing_algo.as_str(),
-                    w.spec.signing_key,
-                    w.spec.metadata_policy.as_str(),
-                    w.expire_at.millis(),
-                    w.created_at.millis(),
-                    w.created_by,
-                    w.purge_at.millis()
-                ],
-            )?;
-            Ok(())
-        })
-        .await
+        self.write(move |c| webhooks::insert(c, &w, max_per_user))
+            .await
     }
 
     async fn list_webhooks(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
