@@ -59,7 +59,9 @@ async fn a_hundred_dead_endpoints_end_with_exact_statistics_and_the_healthy_one_
     for (k, kind) in kinds.into_iter().enumerate() {
         for i in 0..PER_KIND {
             let url = match kind {
-                Kind::Refuse => format!("http://127.0.0.1:{}/refused", refused_port()),
+                // Port 0 refuses every connection, and no test server running alongside
+                // can take it (as it could take a port freed for the purpose).
+                Kind::Refuse => "http://127.0.0.1:0/refused".to_string(),
                 _ => {
                     let path = format!("/{kind:?}/{i}");
                     receiver.on(
