@@ -17,8 +17,12 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Events per second offered in both phases.
-pub const FAULTS_RATE: f64 = 1_000.0;
+/// Events per second offered in both phases. Every event also goes to its user's ten dead
+/// webhooks, so the second phase queues eleven deliveries per event: at 1,000 events/s that is a
+/// x10 fan-out load, which alone saturates the 2-core machine (0.95 s of `serve` CPU per 1,000
+/// events measured), and the figure would show capacity rather than isolation. At 100/s both
+/// phases fit.
+pub const FAULTS_RATE: f64 = 100.0;
 /// Dead endpoints registered for the second phase.
 pub const DEAD: u32 = 100;
 
