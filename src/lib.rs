@@ -16,6 +16,8 @@
 //!   depends on `signing` and `domain` only, never on the store.
 //! - [`simulate`]: `callhook simulate`: a seeded call plan (pure, over `domain`) played through the
 //!   ingestion API over HTTP; never touches the store or the API code.
+//! - `fuzzing` (hidden): the hostile-input harnesses shared by the fuzz targets and their
+//!   regression tests; depends on `domain` and `signing` only.
 //! - [`cli`]: clap commands; `cli::serve` is the composition root that wires concrete types.
 pub mod api;
 pub mod bench;
@@ -23,6 +25,8 @@ pub mod cli;
 pub mod client;
 pub mod delivery;
 pub mod domain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod housekeeping;
 pub mod metrics;
 pub mod receiver;

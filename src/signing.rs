@@ -116,6 +116,17 @@ mod tests {
         );
     }
 
+    /// Found by the canonical_signing fuzz target: without exact float parsing, a receiver re-parsing
+    /// the canonical text read some numbers one bit off and signed different text.
+    #[test]
+    fn the_canonical_form_of_any_number_reads_back_to_itself() {
+        let text =
+            r#"[-9223373206854775808,1.844675407370955e19,0.1,-0,5e-324,1.7976931348623157e308]"#;
+        let canonical = canonical_json(&serde_json::from_str(text).unwrap());
+        let again = canonical_json(&serde_json::from_str(&canonical).unwrap());
+        assert_eq!(again, canonical);
+    }
+
     #[test]
     fn any_change_to_the_event_breaks_the_signature() {
         let event: Value = serde_json::from_str(VECTOR_EVENT).unwrap();

@@ -67,7 +67,7 @@ impl CallState {
     }
 
     /// States in which the call has been answered (and so carries `answerTime`).
-    fn is_answered(self) -> bool {
+    pub fn is_answered(self) -> bool {
         matches!(
             self,
             CallState::Active

@@ -142,8 +142,13 @@ fn parse_events(f: &mut Fields<'_>) -> Vec<String> {
     }
 }
 
-/// An absolute `http`/`https` URL with a host.
+/// An absolute `http`/`https` URL with a host, written without whitespace or control characters
+/// (the URL parser would silently drop or encode them, so the stored text, which is echoed back and
+/// printed, would differ from the URL dialled).
 pub fn check_url(text: &str) -> Result<url::Url, String> {
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain whitespace or control characters".into());
+    }
     let parsed =
         url::Url::parse(text).map_err(|e| format!("must be an absolute http(s) URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -313,6 +318,15 @@ mod tests {
     fn only_http_urls_with_hosts_pass() {
         assert!(check_url("ftp://example.com/x").is_err());
         assert!(check_url("http://").is_err());
+        // Found by the webhook_url fuzz target: the parser accepted these as written.
+        for text in [
+            "http://lonb/\u{14}ok",
+            " http://a.example/",
+            "http://a.exa\tmple/",
+            "http://a/\u{85}",
+        ] {
+            assert!(check_url(text).is_err(), "{text:?}");
+        }
         assert!(check_url("https://example.com/hook?x=1").is_ok());
     }
 }
