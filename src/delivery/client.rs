@@ -9,6 +9,7 @@ use std::error::Error as StdError;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// Redirect hops followed before an attempt fails.
 pub const MAX_REDIRECTS: usize = 5;
@@ -41,13 +42,32 @@ struct TargetRefused {
 struct TooManyRedirects;
 
 /// Resolves names, keeping only the addresses the policy allows.
-struct PolicyResolver(TargetPolicy);
+struct PolicyResolver {
+    policy: TargetPolicy,
+    /// Name lookups run on Tokio's blocking threads, which the SQLite reads share: a few slow
+    /// or hanging resolvers (a webhook on a badly resolving name) must never take them all.
+    lookups: Arc<Semaphore>,
+}
+
+/// Name lookups in progress at once, at most (the blocking threads number 16).
+const LOOKUPS: usize = 4;
+
+impl PolicyResolver {
+    fn new(policy: TargetPolicy) -> PolicyResolver {
+        PolicyResolver {
+            policy,
+            lookups: Arc::new(Semaphore::new(LOOKUPS)),
+        }
+    }
+}
 
 impl reqwest::dns::Resolve for PolicyResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let policy = self.0;
+        let policy = self.policy;
+        let lookups = self.lookups.clone();
         let host = name.as_str().to_string();
         Box::pin(async move {
+            let _turn = lookups.acquire_owned().await?;
             let resolved: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let allowed: Vec<SocketAddr> = resolved
@@ -104,7 +124,7 @@ impl Sender {
             .read_timeout(settings.response_timeout)
             .timeout(settings.connect_timeout + settings.response_timeout)
             .redirect(redirects)
-            .dns_resolver(Arc::new(PolicyResolver(targets)))
+            .dns_resolver(Arc::new(PolicyResolver::new(targets)))
             .no_proxy()
             .tcp_nodelay(true)
             // Below the 5 s keep-alive timeout of Node.js servers, so an idle connection is not reused
