@@ -9,7 +9,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 
 /// Queues one delivery of event `event_seq` per webhook of the call's user: `pending` for live
-/// webhooks, `skipped` for failed or expired ones. Returns how many are pending and skipped.
+/// webhooks (due now, or when the webhook's pause after a failure ends), `skipped` for failed or
+/// expired ones. Returns how many are pending and skipped.
 pub(super) fn queue(
     c: &Connection,
     account_id: &str,
@@ -18,21 +19,21 @@ pub(super) fn queue(
     event_seq: i64,
     now: Timestamp,
 ) -> rusqlite::Result<(usize, usize)> {
-    let webhooks: Vec<(String, bool)> = c
+    let webhooks: Vec<(String, bool, i64)> = c
         .prepare_cached(
-            "SELECT id, failed = 0 AND expire_at > ?3 FROM webhooks \
-             WHERE account_id = ?1 AND user_id = ?2 ORDER BY seq",
+            "SELECT id, failed = 0 AND expire_at > ?3, MAX(?3, COALESCE(paused_until, 0)) \
+             FROM webhooks WHERE account_id = ?1 AND user_id = ?2 ORDER BY seq",
         )?
         .query_map(params![account_id, user_id, now.millis()], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
     let mut insert = c.prepare_cached(
         "INSERT INTO deliveries (id, webhook_id, event_seq, call_seq, status, attempt, next_at, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6)",
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?7, ?6)",
     )?;
     let mut pending = 0;
-    for (webhook_id, live) in &webhooks {
+    for (webhook_id, live, due) in &webhooks {
         let status = if *live { "pending" } else { "skipped" };
         pending += usize::from(*live);
         // Time-ordered ids keep the unique index append-only.
@@ -43,7 +44,8 @@ pub(super) fn queue(
             event_seq,
             call_seq,
             status,
-            now.millis()
+            now.millis(),
+            due
         ])?;
     }
     Ok((pending, webhooks.len() - pending))
@@ -165,6 +167,9 @@ pub(super) fn finish(
                 "UPDATE deliveries SET status = ?2, next_at = ?3, lease_until = NULL WHERE seq = ?1",
             )?
             .execute(params![job.seq, status, at.millis()])?;
+            if live {
+                pause(c, &job.webhook_id, *at)?;
+            }
         }
         AttemptEnd::Failed(failure) => {
             c.prepare_cached(
@@ -193,6 +198,22 @@ pub(super) fn finish(
     Ok(skipped)
 }
 
+/// Pauses a webhook after a failed attempt until `until` (its retry): the webhook's other pending
+/// deliveries not in flight, and those queued meanwhile, are due no earlier. So an endpoint that
+/// is down is tried once per retry interval, and its deliveries stay out of the claim's way.
+fn pause(c: &Connection, webhook_id: &str, until: Timestamp) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "UPDATE webhooks SET paused_until = MAX(COALESCE(paused_until, 0), ?2) WHERE id = ?1",
+    )?
+    .execute(params![webhook_id, until.millis()])?;
+    c.prepare_cached(
+        "UPDATE deliveries SET next_at = ?2 WHERE webhook_id = ?1 AND status = 'pending' \
+         AND lease_until IS NULL AND next_at < ?2",
+    )?
+    .execute(params![webhook_id, until.millis()])?;
+    Ok(())
+}
+
 /// Adds the successes of a batch of outcomes to their webhooks' statistics: one update per webhook
 /// rather than one per delivery.
 pub(super) fn count_successes(c: &Connection, finished: &[Finished]) -> rusqlite::Result<()> {
@@ -204,7 +225,7 @@ pub(super) fn count_successes(c: &Connection, finished: &[Finished]) -> rusqlite
     }
     let mut update = c.prepare_cached(
         "UPDATE webhooks SET total_attempts = total_attempts + ?2, \
-         total_successes = total_successes + ?2, \
+         total_successes = total_successes + ?2, paused_until = NULL, \
          last_success = MAX(COALESCE(last_success, 0), ?3) WHERE id = ?1",
     )?;
     for (webhook_id, (count, last)) in per_webhook {
