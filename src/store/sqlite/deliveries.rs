@@ -8,9 +8,13 @@ use crate::store::{AttemptEnd, Claim, Claimed, DeliveryJob, Finished, Replay};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 
+/// `next_at` of the deliveries held while their webhook is paused (see [`pause`]): the latest
+/// instant a timestamp can hold, so never due.
+const HELD: i64 = 253_402_300_799_999;
+
 /// Queues one delivery of event `event_seq` per webhook of the call's user: `pending` for live
-/// webhooks (due now, or when the webhook's pause after a failure ends), `skipped` for failed or
-/// expired ones. Returns how many are pending and skipped.
+/// webhooks (due now, or held while the webhook is paused after a failure), `skipped` for failed
+/// or expired ones. Returns how many are pending and skipped.
 pub(super) fn queue(
     c: &Connection,
     account_id: &str,
@@ -21,10 +25,11 @@ pub(super) fn queue(
 ) -> rusqlite::Result<(usize, usize)> {
     let webhooks: Vec<(String, bool, i64)> = c
         .prepare_cached(
-            "SELECT id, failed = 0 AND expire_at > ?3, MAX(?3, COALESCE(paused_until, 0)) \
+            "SELECT id, failed = 0 AND expire_at > ?3, \
+             CASE WHEN paused_until IS NULL THEN ?3 ELSE ?4 END \
              FROM webhooks WHERE account_id = ?1 AND user_id = ?2 ORDER BY seq",
         )?
-        .query_map(params![account_id, user_id, now.millis()], |r| {
+        .query_map(params![account_id, user_id, now.millis(), HELD], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -122,9 +127,10 @@ pub(super) fn claim(c: &Connection, claim: &Claim) -> rusqlite::Result<Claimed> 
     }
     let next_retry = c
         .prepare_cached(
-            "SELECT MIN(next_at) FROM deliveries WHERE status = 'pending' AND next_at > ?1",
+            "SELECT MIN(next_at) FROM deliveries WHERE status = 'pending' AND next_at > ?1 \
+             AND next_at < ?2",
         )?
-        .query_row([now], |r| r.get(0))?;
+        .query_row([now, HELD], |r| r.get(0))?;
     Ok(Claimed { jobs, next_retry })
 }
 
@@ -168,7 +174,7 @@ pub(super) fn finish(
             )?
             .execute(params![job.seq, status, at.millis()])?;
             if live {
-                pause(c, &job.webhook_id, *at)?;
+                pause(c, job, *at)?;
             }
         }
         AttemptEnd::Failed(failure) => {
@@ -179,7 +185,8 @@ pub(super) fn finish(
             c.prepare_cached(
                 "UPDATE webhooks SET total_attempts = total_attempts + 1, \
                  total_failures = total_failures + 1, failed = 1, last_failure = ?2, \
-                 last_http_error_code = ?3, last_error_message = ?4 WHERE id = ?1",
+                 last_http_error_code = ?3, last_error_message = ?4, paused_until = NULL \
+                 WHERE id = ?1",
             )?
             .execute(params![
                 job.webhook_id,
@@ -198,24 +205,25 @@ pub(super) fn finish(
     Ok(skipped)
 }
 
-/// Pauses a webhook after a failed attempt until `until` (its retry): the webhook's other pending
-/// deliveries not in flight, and those queued meanwhile, are due no earlier. So an endpoint that
-/// is down is tried once per retry interval, and its deliveries stay out of the claim's way.
-fn pause(c: &Connection, webhook_id: &str, until: Timestamp) -> rusqlite::Result<()> {
+/// Pauses a webhook after `probe`'s attempt failed (a circuit breaker): `probe` is retried at
+/// `retry`, while the webhook's other pending deliveries not in flight, and those queued until a
+/// delivery succeeds, are held (never due). So an endpoint that is down is tried once per retry
+/// interval, and its backlog stays out of the claim's scan. A success releases them
+/// ([`count_successes`]); a final failure skips them with the rest.
+fn pause(c: &Connection, probe: &DeliveryJob, retry: Timestamp) -> rusqlite::Result<()> {
+    c.prepare_cached("UPDATE webhooks SET paused_until = ?2 WHERE id = ?1")?
+        .execute(params![probe.webhook_id, retry.millis()])?;
     c.prepare_cached(
-        "UPDATE webhooks SET paused_until = MAX(COALESCE(paused_until, 0), ?2) WHERE id = ?1",
+        "UPDATE deliveries SET next_at = ?3 WHERE webhook_id = ?1 AND status = 'pending' \
+         AND lease_until IS NULL AND seq <> ?2 AND next_at < ?3",
     )?
-    .execute(params![webhook_id, until.millis()])?;
-    c.prepare_cached(
-        "UPDATE deliveries SET next_at = ?2 WHERE webhook_id = ?1 AND status = 'pending' \
-         AND lease_until IS NULL AND next_at < ?2",
-    )?
-    .execute(params![webhook_id, until.millis()])?;
+    .execute(params![probe.webhook_id, probe.seq, HELD])?;
     Ok(())
 }
 
 /// Adds the successes of a batch of outcomes to their webhooks' statistics: one update per webhook
-/// rather than one per delivery.
+/// rather than one per delivery. A paused webhook that answered is resumed: its held deliveries
+/// are due now.
 pub(super) fn count_successes(c: &Connection, finished: &[Finished]) -> rusqlite::Result<()> {
     let mut per_webhook: HashMap<&str, (i64, Timestamp)> = HashMap::new();
     for f in finished.iter().filter(|f| f.end == AttemptEnd::Delivered) {
@@ -228,7 +236,20 @@ pub(super) fn count_successes(c: &Connection, finished: &[Finished]) -> rusqlite
          total_successes = total_successes + ?2, paused_until = NULL, \
          last_success = MAX(COALESCE(last_success, 0), ?3) WHERE id = ?1",
     )?;
+    let mut paused =
+        c.prepare_cached("SELECT paused_until IS NOT NULL FROM webhooks WHERE id = ?1")?;
+    let mut resume = c.prepare_cached(
+        "UPDATE deliveries SET next_at = ?2 WHERE webhook_id = ?1 AND status = 'pending' \
+         AND next_at = ?3",
+    )?;
     for (webhook_id, (count, last)) in per_webhook {
+        let was_paused: bool = paused
+            .query_row([webhook_id], |r| r.get(0))
+            .optional()?
+            .unwrap_or(false);
+        if was_paused {
+            resume.execute(params![webhook_id, last.millis(), HELD])?;
+        }
         update.execute(params![webhook_id, count, last.millis()])?;
     }
     Ok(())
@@ -336,6 +357,48 @@ mod tests {
         let claimed = claim(&c, &claim_with(&[("a", 0)], 2)).unwrap();
         let webhooks: Vec<&str> = claimed.jobs.iter().map(|j| j.webhook_id.as_str()).collect();
         assert_eq!(webhooks, ["b"]);
+    }
+
+    fn due_of(c: &Connection, webhook: &str, now: i64) -> usize {
+        c.query_row(
+            "SELECT COUNT(*) FROM deliveries WHERE webhook_id = ?1 AND status = 'pending' AND next_at <= ?2",
+            params![webhook, now],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap() as usize
+    }
+
+    #[test]
+    fn a_failure_holds_the_webhooks_other_deliveries_until_a_success_releases_them() {
+        let c = outbox(3);
+        let probe = claim(&c, &claim_with(&[("b", 0)], 1))
+            .unwrap()
+            .jobs
+            .remove(0);
+        assert_eq!(probe.webhook_id, "a");
+        let retry = Timestamp::from_millis(50).unwrap();
+        finish(
+            &c,
+            &probe,
+            &AttemptEnd::Retry { at: retry },
+            Timestamp::from_millis(10).unwrap(),
+        )
+        .unwrap();
+        // Only the probe comes due (at its retry); the other two wait, and so does a new one.
+        assert_eq!(due_of(&c, "a", 10), 0);
+        assert_eq!(due_of(&c, "a", 1_000_000), 1);
+        queue(&c, "acc", "a", 1, 1, Timestamp::from_millis(20).unwrap()).unwrap();
+        assert_eq!(due_of(&c, "a", 1_000_000), 1, "queued while paused: held");
+        assert_eq!(due_of(&c, "b", 10), 1, "another webhook is not affected");
+        // The probe succeeds: everything held is due.
+        let delivered = Finished {
+            job: probe.clone(),
+            end: AttemptEnd::Delivered,
+            at: Timestamp::from_millis(60).unwrap(),
+        };
+        finish(&c, &probe, &AttemptEnd::Delivered, delivered.at).unwrap();
+        count_successes(&c, &[delivered]).unwrap();
+        assert_eq!(due_of(&c, "a", 60), 3);
     }
 
     #[test]

@@ -116,8 +116,9 @@ CREATE INDEX deliveries_webhook ON deliveries (webhook_id, call_seq, seq);
     r#"
 ALTER TABLE deliveries ADD COLUMN replayed_after INTEGER NOT NULL DEFAULT 0;
 "#,
-    // A failed attempt pauses its webhook until the retry is due: its other pending deliveries
-    // wait too (found through the partial index), and so do those queued meanwhile.
+    // A failed attempt pauses its webhook (`paused_until`: the retry of the attempt that probes it)
+    // until a delivery succeeds: its other pending deliveries are held meanwhile (found through
+    // the partial index), and so are those queued meanwhile.
     r#"
 ALTER TABLE webhooks ADD COLUMN paused_until INTEGER;
 CREATE INDEX deliveries_pending_by_webhook ON deliveries (webhook_id, next_at) WHERE status = 'pending';
