@@ -71,7 +71,7 @@ pub async fn run(rig: &Rig<'_>) -> Result<Faults, BenchError> {
     let next_to_dead = Latency::measure(FAULTS_RATE, &m.driven, &m.check, m.cpu);
     let p99_ratio =
         (alone.delivery_ms.p99 > 0.0).then(|| next_to_dead.delivery_ms.p99 / alone.delivery_ms.p99);
-    dead.stop();
+    drop(dead);
     let (resources, verification) = session.finish().await;
     Ok(Faults {
         dead_endpoints: DEAD,
@@ -154,10 +154,6 @@ impl DeadEndpoints {
             _ => format!("http://{}/error", self.http),
         }
     }
-
-    fn stop(&self) {
-        self.stop.cancel();
-    }
 }
 
 fn local(listener: &TcpListener) -> Result<SocketAddr, BenchError> {
@@ -166,7 +162,7 @@ fn local(listener: &TcpListener) -> Result<SocketAddr, BenchError> {
         .map_err(|e| BenchError::io("reading a dead endpoint's address", e))
 }
 
-/// The hanging requests end when their connections do; the receiver side is gone with the run.
+/// Stops accepting; the hanging requests end when `serve` closes their connections.
 impl Drop for DeadEndpoints {
     fn drop(&mut self) {
         self.stop.cancel();

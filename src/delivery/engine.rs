@@ -154,10 +154,10 @@ impl Engine {
                 for ended in &batch {
                     let how = match ended.finished.end {
                         AttemptEnd::Delivered => window::Ended::Delivered,
-                        AttemptEnd::Retry { at } => window::Ended::Retrying(at),
+                        AttemptEnd::Retry { .. } => window::Ended::Retrying,
                         AttemptEnd::Failed(_) => window::Ended::GaveUp,
                     };
-                    windows.ended(&ended.finished.job.webhook_id, how, ended.finished.at);
+                    windows.ended(&ended.finished.job.webhook_id, how);
                 }
             }
             drop(batch);
@@ -177,7 +177,7 @@ impl Engine {
             let limit = free.min(CLAIM_BATCH);
             let now = Timestamp::now();
             let (room, fresh_room) = match self.windows.lock() {
-                Ok(w) => (w.room(now), w.fresh_room()),
+                Ok(w) => (w.room(), w.fresh_room()),
                 Err(_) => (HashMap::new(), window::INITIAL_WINDOW),
             };
             let claimed = self

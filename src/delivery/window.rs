@@ -3,17 +3,16 @@
 //!
 //! A webhook this process has not sent to lately starts with a window of one attempt; each success
 //! widens it by one (so it doubles per round of answers) up to the configured cap, and any failure
-//! shrinks it back to one and pauses the webhook until the failed delivery's retry is due (a
-//! circuit breaker: an endpoint that is down is probed once per retry interval, not tried with
-//! the first event of every call waiting for it). An endpoint that hangs, refuses or errors
-//! therefore holds at most one of the engine's slots, and only now and then, however many calls
-//! are waiting for it, and healthy endpoints keep the rest: without this, a hundred endpoints
-//! hanging until the response timeout could take every slot and delay the healthy ones behind
-//! them, and endpoints that fail at once would be tried again and again. A webhook is forgotten when it has failed for good, and idle
-//! webhooks are forgotten all at once when more than [`PRUNE_AT`] are remembered (they start small
-//! again next time, and grow back within a few rounds of answers), so memory stays bounded.
+//! shrinks it back to one. An endpoint that hangs, refuses or errors therefore holds at most one of
+//! the engine's slots however many calls are waiting for it, and healthy endpoints keep the rest:
+//! without this, a hundred endpoints hanging until the response timeout could take every slot and
+//! delay the healthy ones behind them. (That a failing endpoint is then tried only once per retry
+//! interval is the store's doing: a failed attempt holds the webhook's other deliveries until one
+//! succeeds, see `store::sqlite::deliveries::pause`.) A webhook is forgotten when it has failed for
+//! good, and idle webhooks are forgotten all at once when more than [`PRUNE_AT`] are remembered
+//! (they start small again next time, and grow back within a few rounds of answers), so memory
+//! stays bounded.
 
-use crate::domain::Timestamp;
 use std::collections::HashMap;
 
 /// The window of a webhook not (or no longer) in the map.
@@ -25,22 +24,14 @@ pub const PRUNE_AT: usize = 4096;
 struct Window {
     in_flight: usize,
     limit: usize,
-    /// No new attempt before this instant (after a failure).
-    paused_until: Option<Timestamp>,
-}
-
-impl Window {
-    fn paused_at(&self, now: Timestamp) -> bool {
-        self.paused_until.is_some_and(|until| until > now)
-    }
 }
 
 /// How an attempt ended, as far as the window cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
     Delivered,
-    /// Failed; the delivery will be retried at this instant.
-    Retrying(Timestamp),
+    /// Failed; the delivery will be retried.
+    Retrying,
     /// Failed for good: the webhook is marked failed and gets nothing more until renewed.
     GaveUp,
 }
@@ -63,17 +54,10 @@ impl Windows {
 
     /// How many more attempts each tracked webhook may start now; webhooks not listed may start
     /// [`Windows::fresh_room`].
-    pub fn room(&self, now: Timestamp) -> HashMap<String, usize> {
+    pub fn room(&self) -> HashMap<String, usize> {
         self.by_webhook
             .iter()
-            .map(|(id, w)| {
-                let room = if w.paused_at(now) {
-                    0
-                } else {
-                    w.limit.saturating_sub(w.in_flight)
-                };
-                (id.clone(), room)
-            })
+            .map(|(id, w)| (id.clone(), w.limit.saturating_sub(w.in_flight)))
             .collect()
     }
 
@@ -90,31 +74,25 @@ impl Windows {
             .or_insert(Window {
                 in_flight: 0,
                 limit: initial,
-                paused_until: None,
             })
             .in_flight += 1;
     }
 
-    /// An attempt to `webhook` ended at `now`.
-    pub fn ended(&mut self, webhook: &str, how: Ended, now: Timestamp) {
+    /// An attempt to `webhook` ended.
+    pub fn ended(&mut self, webhook: &str, how: Ended) {
         let Some(w) = self.by_webhook.get_mut(webhook) else {
             return;
         };
         w.in_flight = w.in_flight.saturating_sub(1);
         w.limit = match how {
             Ended::Delivered => (w.limit + 1).min(self.cap),
-            Ended::Retrying(_) | Ended::GaveUp => INITIAL_WINDOW.min(self.cap),
-        };
-        w.paused_until = match how {
-            Ended::Delivered | Ended::GaveUp => None,
-            Ended::Retrying(at) => Some(w.paused_until.map_or(at, |p| p.max(at))),
+            Ended::Retrying | Ended::GaveUp => INITIAL_WINDOW.min(self.cap),
         };
         if w.in_flight == 0 && how == Ended::GaveUp {
             self.by_webhook.remove(webhook);
         }
         if self.by_webhook.len() > PRUNE_AT {
-            self.by_webhook
-                .retain(|_, w| w.in_flight > 0 || w.paused_at(now));
+            self.by_webhook.retain(|_, w| w.in_flight > 0);
         }
     }
 
@@ -132,14 +110,8 @@ impl Windows {
 mod tests {
     use super::*;
 
-    fn t(ms: i64) -> Timestamp {
-        Timestamp::from_millis(ms).unwrap()
-    }
-
-    const NOW: i64 = 1_000;
-
     fn room_of(w: &Windows, id: &str) -> usize {
-        w.room(t(NOW)).get(id).copied().unwrap_or(w.fresh_room())
+        w.room().get(id).copied().unwrap_or(w.fresh_room())
     }
 
     #[test]
@@ -149,14 +121,14 @@ mod tests {
         w.started("a");
         assert_eq!(room_of(&w, "a"), 0, "one in flight fills the first window");
         w.started("a"); // a second attempt (say, after a claim raced) still counts
-        w.ended("a", Ended::Delivered, t(NOW));
+        w.ended("a", Ended::Delivered);
         assert_eq!(room_of(&w, "a"), 1, "limit 2, one in flight");
         w.started("a");
-        w.ended("a", Ended::Delivered, t(NOW));
+        w.ended("a", Ended::Delivered);
         assert_eq!(room_of(&w, "a"), 2, "limit 3, one in flight");
         w.started("a");
         w.started("a");
-        w.ended("a", Ended::Delivered, t(NOW));
+        w.ended("a", Ended::Delivered);
         assert_eq!(room_of(&w, "a"), 1, "capped at 3 with two in flight");
     }
 
@@ -165,14 +137,14 @@ mod tests {
         let mut w = Windows::new(8);
         for _ in 0..4 {
             w.started("a");
-            w.ended("a", Ended::Delivered, t(NOW));
+            w.ended("a", Ended::Delivered);
             w.started("a");
         }
-        w.ended("a", Ended::Retrying(t(NOW)), t(NOW));
+        w.ended("a", Ended::Retrying);
         // Three still in flight, limit back to one: no room until they end.
         assert_eq!(room_of(&w, "a"), 0);
         for _ in 0..3 {
-            w.ended("a", Ended::Retrying(t(NOW)), t(NOW));
+            w.ended("a", Ended::Retrying);
         }
         assert_eq!(w.len(), 1, "a retrying webhook is remembered while idle");
         assert_eq!(room_of(&w, "a"), 1);
@@ -182,12 +154,12 @@ mod tests {
     fn a_webhook_keeps_its_window_while_idle_and_is_forgotten_when_it_gives_up() {
         let mut w = Windows::new(8);
         w.started("ok");
-        w.ended("ok", Ended::Delivered, t(NOW));
+        w.ended("ok", Ended::Delivered);
         assert_eq!(room_of(&w, "ok"), 2, "idle, the window stays grown");
         w.started("dead");
-        w.ended("dead", Ended::GaveUp, t(NOW));
+        w.ended("dead", Ended::GaveUp);
         assert_eq!(w.len(), 1, "{w:?}");
-        w.ended("unknown", Ended::Delivered, t(NOW));
+        w.ended("unknown", Ended::Delivered);
         assert_eq!(w.len(), 1, "an unknown webhook ending changes nothing");
     }
 
@@ -198,7 +170,7 @@ mod tests {
         for n in 0..PRUNE_AT {
             let id = format!("w{n}");
             w.started(&id);
-            w.ended(&id, Ended::Delivered, t(NOW));
+            w.ended(&id, Ended::Delivered);
         }
         assert_eq!(
             w.len(),
@@ -210,39 +182,13 @@ mod tests {
     }
 
     #[test]
-    fn a_failure_pauses_the_webhook_until_its_retry_is_due_and_a_success_ends_the_pause() {
-        let mut w = Windows::new(8);
-        w.started("a");
-        w.ended("a", Ended::Retrying(t(NOW + 500)), t(NOW));
-        assert_eq!(room_of(&w, "a"), 0, "paused");
-        assert_eq!(w.room(t(NOW + 500)).get("a"), Some(&1), "due again");
-        w.started("a");
-        w.ended("a", Ended::Delivered, t(NOW + 600));
-        assert_eq!(w.room(t(NOW + 600)).get("a"), Some(&2));
-    }
-
-    #[test]
-    fn paused_webhooks_survive_pruning() {
-        let mut w = Windows::new(8);
-        w.started("down");
-        w.ended("down", Ended::Retrying(t(NOW + 10_000)), t(NOW));
-        for n in 0..PRUNE_AT {
-            let id = format!("w{n}");
-            w.started(&id);
-            w.ended(&id, Ended::Delivered, t(NOW));
-        }
-        assert_eq!(w.len(), 1);
-        assert_eq!(room_of(&w, "down"), 0, "still paused after the pruning");
-    }
-
-    #[test]
     fn webhooks_are_independent() {
         let mut w = Windows::new(4);
         w.started("dead");
-        w.ended("dead", Ended::Retrying(t(NOW)), t(NOW));
+        w.ended("dead", Ended::Retrying);
         w.started("ok");
         w.started("ok");
-        w.ended("ok", Ended::Delivered, t(NOW));
+        w.ended("ok", Ended::Delivered);
         assert_eq!(room_of(&w, "dead"), 1);
         assert_eq!(room_of(&w, "ok"), 1, "limit 2, one in flight");
     }

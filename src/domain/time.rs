@@ -13,6 +13,9 @@ const MIN_MILLIS: i64 = 0;
 const MAX_MILLIS: i64 = 253_402_300_799_999;
 
 impl Timestamp {
+    /// The latest instant callhook represents (the end of year 9999).
+    pub const LATEST: Timestamp = Timestamp(MAX_MILLIS);
+
     /// The current time. Read the clock at the edge and pass the value in.
     pub fn now() -> Self {
         Timestamp(Utc::now().timestamp_millis())
@@ -25,7 +28,7 @@ impl Timestamp {
             .then_some(Timestamp(ms))
     }
 
-    pub fn millis(self) -> i64 {
+    pub const fn millis(self) -> i64 {
         self.0
     }
 

@@ -8,9 +8,8 @@ use crate::store::{AttemptEnd, Claim, Claimed, DeliveryJob, Finished, Replay};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 
-/// `next_at` of the deliveries held while their webhook is paused (see [`pause`]): the latest
-/// instant a timestamp can hold, so never due.
-const HELD: i64 = 253_402_300_799_999;
+/// `next_at` of the deliveries held while their webhook is paused (see [`pause`]): never due.
+const HELD: i64 = Timestamp::LATEST.millis();
 
 /// Queues one delivery of event `event_seq` per webhook of the call's user: `pending` for live
 /// webhooks (due now, or held while the webhook is paused after a failure), `skipped` for failed
@@ -236,20 +235,14 @@ pub(super) fn count_successes(c: &Connection, finished: &[Finished]) -> rusqlite
          total_successes = total_successes + ?2, paused_until = NULL, \
          last_success = MAX(COALESCE(last_success, 0), ?3) WHERE id = ?1",
     )?;
-    let mut paused =
-        c.prepare_cached("SELECT paused_until IS NOT NULL FROM webhooks WHERE id = ?1")?;
+    // Through the partial index of pending deliveries by webhook: one index probe that finds
+    // nothing unless the webhook was paused.
     let mut resume = c.prepare_cached(
         "UPDATE deliveries SET next_at = ?2 WHERE webhook_id = ?1 AND status = 'pending' \
          AND next_at = ?3",
     )?;
     for (webhook_id, (count, last)) in per_webhook {
-        let was_paused: bool = paused
-            .query_row([webhook_id], |r| r.get(0))
-            .optional()?
-            .unwrap_or(false);
-        if was_paused {
-            resume.execute(params![webhook_id, last.millis(), HELD])?;
-        }
+        resume.execute(params![webhook_id, last.millis(), HELD])?;
         update.execute(params![webhook_id, count, last.millis()])?;
     }
     Ok(())
