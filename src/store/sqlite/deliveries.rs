@@ -4,6 +4,8 @@
 
 use crate::domain::Timestamp;
 use crate::domain::webhook::{MetadataPolicy, SigningAlgo};
+#[cfg(test)]
+use crate::store::Failure;
 use crate::store::{AttemptEnd, Claim, Claimed, DeliveryJob, Finished, Replay};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
@@ -12,8 +14,10 @@ use std::collections::HashMap;
 const HELD: i64 = Timestamp::LATEST.millis();
 
 /// Queues one delivery of event `event_seq` per webhook of the call's user: `pending` for live
-/// webhooks (due now, or held while the webhook is paused after a failure), `skipped` for failed
-/// or expired ones. Returns how many are pending and skipped.
+/// webhooks, `skipped` for failed or expired ones. A live webhook that is paused after a failure
+/// gets no row: its held range (`held_after`) covers the event, and the row is written when the
+/// webhook resumes or fails ([`write_held`]), so a dead endpoint costs nothing per event. Returns
+/// how many deliveries are pending (held ones included) and skipped.
 pub(super) fn queue(
     c: &Connection,
     account_id: &str,
@@ -22,37 +26,80 @@ pub(super) fn queue(
     event_seq: i64,
     now: Timestamp,
 ) -> rusqlite::Result<(usize, usize)> {
-    let webhooks: Vec<(String, bool, i64)> = c
+    let webhooks: Vec<(String, bool, bool)> = c
         .prepare_cached(
-            "SELECT id, failed = 0 AND expire_at > ?3, \
-             CASE WHEN paused_until IS NULL THEN ?3 ELSE ?4 END \
+            "SELECT id, failed = 0 AND expire_at > ?3, held_after IS NOT NULL \
              FROM webhooks WHERE account_id = ?1 AND user_id = ?2 ORDER BY seq",
         )?
-        .query_map(params![account_id, user_id, now.millis(), HELD], |r| {
+        .query_map(params![account_id, user_id, now.millis()], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    let mut insert = c.prepare_cached(
-        "INSERT INTO deliveries (id, webhook_id, event_seq, call_seq, status, attempt, next_at, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?7, ?6)",
-    )?;
     let mut pending = 0;
-    for (webhook_id, live, due) in &webhooks {
-        let status = if *live { "pending" } else { "skipped" };
+    for (webhook_id, live, held) in &webhooks {
         pending += usize::from(*live);
-        // Time-ordered ids keep the unique index append-only.
-        let id = uuid::Uuid::now_v7().to_string();
-        insert.execute(params![
-            id,
-            webhook_id,
-            event_seq,
-            call_seq,
-            status,
-            now.millis(),
-            due
-        ])?;
+        if *live && *held {
+            continue;
+        }
+        let status = if *live { "pending" } else { "skipped" };
+        insert(c, webhook_id, event_seq, call_seq, status, now)?;
     }
     Ok((pending, webhooks.len() - pending))
+}
+
+/// Writes one delivery row, due at `now`.
+fn insert(
+    c: &Connection,
+    webhook_id: &str,
+    event_seq: i64,
+    call_seq: i64,
+    status: &str,
+    now: Timestamp,
+) -> rusqlite::Result<()> {
+    // Time-ordered ids keep the unique index append-only.
+    let id = uuid::Uuid::now_v7().to_string();
+    c.prepare_cached(
+        "INSERT INTO deliveries (id, webhook_id, event_seq, call_seq, status, attempt, next_at, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6)",
+    )?
+    .execute(params![id, webhook_id, event_seq, call_seq, status, now.millis()])?;
+    Ok(())
+}
+
+/// Writes the rows of a paused webhook's held range (the events of its user after `held_after`
+/// that have no row for it yet, in event order), with `status`, due at `now`; the range then
+/// starts again at the latest event (`hold_on`) or ends. Returns how many rows were written.
+fn write_held(
+    c: &Connection,
+    webhook_id: &str,
+    status: &str,
+    now: Timestamp,
+    hold_on: bool,
+) -> rusqlite::Result<u64> {
+    let events: Vec<(i64, i64)> = c
+        .prepare_cached(
+            "SELECT e.seq, e.call_seq FROM webhooks w \
+             JOIN calls k ON k.account_id = w.account_id AND k.user_id = w.user_id \
+             JOIN call_events e ON e.call_seq = k.seq AND e.seq > w.held_after \
+             WHERE w.id = ?1 AND NOT EXISTS (SELECT 1 FROM deliveries d \
+                 WHERE d.webhook_id = w.id AND d.call_seq = e.call_seq AND d.event_seq = e.seq) \
+             ORDER BY e.seq",
+        )?
+        .query_map([webhook_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (event_seq, call_seq) in &events {
+        insert(c, webhook_id, *event_seq, *call_seq, status, now)?;
+    }
+    let held_after = if hold_on {
+        "(SELECT MAX(seq) FROM call_events)"
+    } else {
+        "NULL"
+    };
+    c.prepare_cached(&format!(
+        "UPDATE webhooks SET held_after = {held_after} WHERE id = ?1 AND held_after IS NOT NULL"
+    ))?
+    .execute([webhook_id])?;
+    Ok(events.len() as u64)
 }
 
 /// Candidates scanned per claimed delivery, to find enough that fit under the per-webhook cap.
@@ -193,7 +240,9 @@ pub(super) fn finish(
                 failure.code,
                 failure.message
             ])?;
-            skipped = c
+            // Written as skipped, so that a replay after a renewal finds them.
+            skipped = write_held(c, &job.webhook_id, "skipped", now, false)?;
+            skipped += c
                 .prepare_cached(
                     "UPDATE deliveries SET status = 'skipped', lease_until = NULL \
                      WHERE webhook_id = ?1 AND status = 'pending' AND lease_until IS NULL",
@@ -205,13 +254,17 @@ pub(super) fn finish(
 }
 
 /// Pauses a webhook after `probe`'s attempt failed (a circuit breaker): `probe` is retried at
-/// `retry`, while the webhook's other pending deliveries not in flight, and those queued until a
-/// delivery succeeds, are held (never due). So an endpoint that is down is tried once per retry
-/// interval, and its backlog stays out of the claim's scan. A success releases them
+/// `retry`, while the webhook's other pending deliveries not in flight are held (never due), and
+/// the events that follow write no row for it until a delivery succeeds (`held_after`: every
+/// event so far has its row). So an endpoint that is down is tried once per retry interval, and
+/// neither its backlog nor new events weigh on the outbox. A success releases them
 /// ([`count_successes`]); a final failure skips them with the rest.
 fn pause(c: &Connection, probe: &DeliveryJob, retry: Timestamp) -> rusqlite::Result<()> {
-    c.prepare_cached("UPDATE webhooks SET paused_until = ?2 WHERE id = ?1")?
-        .execute(params![probe.webhook_id, retry.millis()])?;
+    c.prepare_cached(
+        "UPDATE webhooks SET paused_until = ?2, \
+         held_after = COALESCE(held_after, (SELECT MAX(seq) FROM call_events)) WHERE id = ?1",
+    )?
+    .execute(params![probe.webhook_id, retry.millis()])?;
     c.prepare_cached(
         "UPDATE deliveries SET next_at = ?3 WHERE webhook_id = ?1 AND status = 'pending' \
          AND lease_until IS NULL AND seq <> ?2 AND next_at < ?3",
@@ -222,7 +275,7 @@ fn pause(c: &Connection, probe: &DeliveryJob, retry: Timestamp) -> rusqlite::Res
 
 /// Adds the successes of a batch of outcomes to their webhooks' statistics: one update per webhook
 /// rather than one per delivery. A paused webhook that answered is resumed: its held deliveries
-/// are due now.
+/// are due now, and the rows of the events held meanwhile are written.
 pub(super) fn count_successes(c: &Connection, finished: &[Finished]) -> rusqlite::Result<()> {
     let mut per_webhook: HashMap<&str, (i64, Timestamp)> = HashMap::new();
     for f in finished.iter().filter(|f| f.end == AttemptEnd::Delivered) {
@@ -241,20 +294,40 @@ pub(super) fn count_successes(c: &Connection, finished: &[Finished]) -> rusqlite
         "UPDATE deliveries SET next_at = ?2 WHERE webhook_id = ?1 AND status = 'pending' \
          AND next_at = ?3",
     )?;
+    let mut held = c.prepare_cached("SELECT held_after IS NOT NULL FROM webhooks WHERE id = ?1")?;
     for (webhook_id, (count, last)) in per_webhook {
         resume.execute(params![webhook_id, last.millis(), HELD])?;
+        let paused: bool = held
+            .query_row([webhook_id], |r| r.get(0))
+            .optional()?
+            .unwrap_or(false);
+        if paused {
+            write_held(c, webhook_id, "pending", last, false)?;
+        }
         update.execute(params![webhook_id, count, last.millis()])?;
     }
     Ok(())
 }
 
 pub(super) fn skip_undeliverable(c: &Connection, now: Timestamp) -> rusqlite::Result<u64> {
-    let n = c.execute(
+    // Expired while paused: the held events get their (skipped) rows, for a replay after renewal;
+    // the webhook stays paused.
+    let expired_held: Vec<String> = c
+        .prepare_cached(
+            "SELECT id FROM webhooks WHERE held_after IS NOT NULL AND (failed = 1 OR expire_at <= ?1)",
+        )?
+        .query_map([now.millis()], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut n = 0;
+    for webhook_id in &expired_held {
+        n += write_held(c, webhook_id, "skipped", now, true)?;
+    }
+    n += c.execute(
         "UPDATE deliveries SET status = 'skipped' WHERE status = 'pending' AND lease_until IS NULL \
          AND webhook_id IN (SELECT id FROM webhooks WHERE failed = 1 OR expire_at <= ?1)",
         [now.millis()],
-    )?;
-    Ok(n as u64)
+    )? as u64;
+    Ok(n)
 }
 
 pub(super) fn replay(
@@ -380,7 +453,24 @@ mod tests {
         // Only the probe comes due (at its retry); the other two wait, and so does a new one.
         assert_eq!(due_of(&c, "a", 10), 0);
         assert_eq!(due_of(&c, "a", 1_000_000), 1);
-        queue(&c, "acc", "a", 1, 1, Timestamp::from_millis(20).unwrap()).unwrap();
+        let rows = |c: &Connection| -> i64 {
+            c.query_row(
+                "SELECT COUNT(*) FROM deliveries WHERE webhook_id = 'a'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let before = rows(&c);
+        c.execute(
+            "INSERT INTO call_events (seq, call_seq, state, at, body) VALUES (99, 1, 'ACTIVE', 20, '{}')",
+            [],
+        )
+        .unwrap();
+        let (pending, skipped) =
+            queue(&c, "acc", "a", 1, 99, Timestamp::from_millis(20).unwrap()).unwrap();
+        assert_eq!((pending, skipped), (1, 0));
+        assert_eq!(rows(&c), before, "queued while paused: no row written");
         assert_eq!(due_of(&c, "a", 1_000_000), 1, "queued while paused: held");
         assert_eq!(due_of(&c, "b", 10), 1, "another webhook is not affected");
         // The probe succeeds: everything held is due.
@@ -392,6 +482,48 @@ mod tests {
         finish(&c, &probe, &AttemptEnd::Delivered, delivered.at).unwrap();
         count_successes(&c, &[delivered]).unwrap();
         assert_eq!(due_of(&c, "a", 60), 3);
+        assert_eq!(
+            rows(&c),
+            before + 1,
+            "the held event's row is written on resume"
+        );
+    }
+
+    #[test]
+    fn a_final_failure_writes_the_held_events_as_skipped_for_a_later_replay() {
+        let c = outbox(1);
+        let probe = claim(&c, &claim_with(&[("b", 0)], 1))
+            .unwrap()
+            .jobs
+            .remove(0);
+        let at = Timestamp::from_millis(10).unwrap();
+        finish(&c, &probe, &AttemptEnd::Retry { at }, at).unwrap();
+        for seq in [50, 51] {
+            c.execute(
+                "INSERT INTO call_events (seq, call_seq, state, at, body) VALUES (?1, 1, 'ACTIVE', 20, '{}')",
+                [seq],
+            )
+            .unwrap();
+            queue(&c, "acc", "a", 1, seq, at).unwrap();
+        }
+        let failure = Failure {
+            code: "500".into(),
+            message: "no".into(),
+        };
+        let skipped = finish(&c, &probe, &AttemptEnd::Failed(failure), at).unwrap();
+        assert_eq!(skipped, 2);
+        let statuses: Vec<(i64, String)> = c
+            .prepare("SELECT event_seq, status FROM deliveries WHERE webhook_id = 'a' ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let skipped = |e: i64| (e, "skipped".to_string());
+        assert_eq!(
+            statuses,
+            [(1, "failed".to_string()), skipped(50), skipped(51)]
+        );
     }
 
     #[test]

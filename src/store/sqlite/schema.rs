@@ -123,6 +123,12 @@ ALTER TABLE deliveries ADD COLUMN replayed_after INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE webhooks ADD COLUMN paused_until INTEGER;
 CREATE INDEX deliveries_pending_by_webhook ON deliveries (webhook_id, next_at) WHERE status = 'pending';
 "#,
+    // While a webhook is paused, events write no delivery row for it: `held_after` is the last
+    // event seq whose rows exist; the rows of the later events of its user are written when it
+    // resumes (pending) or fails (skipped). NULL when not paused.
+    r#"
+ALTER TABLE webhooks ADD COLUMN held_after INTEGER;
+"#,
 ];
 
 /// The schema version this build writes.
