@@ -227,6 +227,7 @@ pub enum Created {
 /// How much is waiting to be delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Backlog {
+    /// Deliveries waiting to be sent, those held while their webhook is paused included.
     pub pending: u64,
     /// When the oldest pending delivery was queued.
     pub oldest: Option<Timestamp>,

@@ -2,6 +2,7 @@
 //! per-(webhook, call) order, recording outcomes and webhook statistics, skipping and replaying.
 //! Every function runs on the writer's connection, inside its transaction.
 
+use super::held::{HELD, HELD_CHUNK, insert, pause, write_held};
 use crate::domain::Timestamp;
 use crate::domain::webhook::{MetadataPolicy, SigningAlgo};
 #[cfg(test)]
@@ -10,14 +11,12 @@ use crate::store::{AttemptEnd, Claim, Claimed, DeliveryJob, Finished, Replay};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 
-/// `next_at` of the deliveries held while their webhook is paused (see [`pause`]): never due.
-const HELD: i64 = Timestamp::LATEST.millis();
-
 /// Queues one delivery of event `event_seq` per webhook of the call's user: `pending` for live
-/// webhooks, `skipped` for failed or expired ones. A live webhook that is paused after a failure
-/// gets no row: its held range (`held_after`) covers the event, and the row is written when the
-/// webhook resumes or fails ([`write_held`]), so a dead endpoint costs nothing per event. Returns
-/// how many deliveries are pending (held ones included) and skipped.
+/// webhooks, `skipped` for failed or expired ones. A live webhook that is paused after a failure,
+/// or still working off what was held meanwhile, gets no row: its held range (`held_after`) covers
+/// the event, and the row is written in turn once it resumes, or when it fails ([`write_held`]). So
+/// a dead endpoint costs nothing per event, and a call's events keep their order. Returns how many
+/// deliveries are pending (held ones included) and skipped.
 pub(super) fn queue(
     c: &Connection,
     account_id: &str,
@@ -45,61 +44,6 @@ pub(super) fn queue(
         insert(c, webhook_id, event_seq, call_seq, status, now)?;
     }
     Ok((pending, webhooks.len() - pending))
-}
-
-/// Writes one delivery row, due at `now`.
-fn insert(
-    c: &Connection,
-    webhook_id: &str,
-    event_seq: i64,
-    call_seq: i64,
-    status: &str,
-    now: Timestamp,
-) -> rusqlite::Result<()> {
-    // Time-ordered ids keep the unique index append-only.
-    let id = uuid::Uuid::now_v7().to_string();
-    c.prepare_cached(
-        "INSERT INTO deliveries (id, webhook_id, event_seq, call_seq, status, attempt, next_at, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6)",
-    )?
-    .execute(params![id, webhook_id, event_seq, call_seq, status, now.millis()])?;
-    Ok(())
-}
-
-/// Writes the rows of a paused webhook's held range (the events of its user after `held_after`
-/// that have no row for it yet, in event order), with `status`, due at `now`; the range then
-/// starts again at the latest event (`hold_on`) or ends. Returns how many rows were written.
-fn write_held(
-    c: &Connection,
-    webhook_id: &str,
-    status: &str,
-    now: Timestamp,
-    hold_on: bool,
-) -> rusqlite::Result<u64> {
-    let events: Vec<(i64, i64)> = c
-        .prepare_cached(
-            "SELECT e.seq, e.call_seq FROM webhooks w \
-             JOIN calls k ON k.account_id = w.account_id AND k.user_id = w.user_id \
-             JOIN call_events e ON e.call_seq = k.seq AND e.seq > w.held_after \
-             WHERE w.id = ?1 AND NOT EXISTS (SELECT 1 FROM deliveries d \
-                 WHERE d.webhook_id = w.id AND d.call_seq = e.call_seq AND d.event_seq = e.seq) \
-             ORDER BY e.seq",
-        )?
-        .query_map([webhook_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    for (event_seq, call_seq) in &events {
-        insert(c, webhook_id, *event_seq, *call_seq, status, now)?;
-    }
-    let held_after = if hold_on {
-        "(SELECT MAX(seq) FROM call_events)"
-    } else {
-        "NULL"
-    };
-    c.prepare_cached(&format!(
-        "UPDATE webhooks SET held_after = {held_after} WHERE id = ?1 AND held_after IS NOT NULL"
-    ))?
-    .execute([webhook_id])?;
-    Ok(events.len() as u64)
 }
 
 /// Candidates scanned per claimed delivery, to find enough that fit under the per-webhook cap.
@@ -241,7 +185,7 @@ pub(super) fn finish(
                 failure.message
             ])?;
             // Written as skipped, so that a replay after a renewal finds them.
-            skipped = write_held(c, &job.webhook_id, "skipped", now, false)?;
+            skipped = write_held(c, &job.webhook_id, "skipped", now, None)?;
             skipped += c
                 .prepare_cached(
                     "UPDATE deliveries SET status = 'skipped', lease_until = NULL \
@@ -251,26 +195,6 @@ pub(super) fn finish(
         }
     }
     Ok(skipped)
-}
-
-/// Pauses a webhook after `probe`'s attempt failed (a circuit breaker): `probe` is retried at
-/// `retry`, while the webhook's other pending deliveries not in flight are held (never due), and
-/// the events that follow write no row for it until a delivery succeeds (`held_after`: every
-/// event so far has its row). So an endpoint that is down is tried once per retry interval, and
-/// neither its backlog nor new events weigh on the outbox. A success releases them
-/// ([`count_successes`]); a final failure skips them with the rest.
-fn pause(c: &Connection, probe: &DeliveryJob, retry: Timestamp) -> rusqlite::Result<()> {
-    c.prepare_cached(
-        "UPDATE webhooks SET paused_until = ?2, \
-         held_after = COALESCE(held_after, (SELECT MAX(seq) FROM call_events)) WHERE id = ?1",
-    )?
-    .execute(params![probe.webhook_id, retry.millis()])?;
-    c.prepare_cached(
-        "UPDATE deliveries SET next_at = ?3 WHERE webhook_id = ?1 AND status = 'pending' \
-         AND lease_until IS NULL AND seq <> ?2 AND next_at < ?3",
-    )?
-    .execute(params![probe.webhook_id, probe.seq, HELD])?;
-    Ok(())
 }
 
 /// Adds the successes of a batch of outcomes to their webhooks' statistics: one update per webhook
@@ -286,7 +210,8 @@ pub(super) fn count_successes(c: &Connection, finished: &[Finished]) -> rusqlite
     let mut update = c.prepare_cached(
         "UPDATE webhooks SET total_attempts = total_attempts + ?2, \
          total_successes = total_successes + ?2, paused_until = NULL, \
-         last_success = MAX(COALESCE(last_success, 0), ?3) WHERE id = ?1",
+         last_success = MAX(COALESCE(last_success, 0), ?3) WHERE id = ?1 \
+         RETURNING held_after IS NOT NULL",
     )?;
     // Through the partial index of pending deliveries by webhook: one index probe that finds
     // nothing unless the webhook was paused.
@@ -294,24 +219,32 @@ pub(super) fn count_successes(c: &Connection, finished: &[Finished]) -> rusqlite
         "UPDATE deliveries SET next_at = ?2 WHERE webhook_id = ?1 AND status = 'pending' \
          AND next_at = ?3",
     )?;
-    let mut held = c.prepare_cached("SELECT held_after IS NOT NULL FROM webhooks WHERE id = ?1")?;
+    let mut pending = c.prepare_cached(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE webhook_id = ?1 \
+         AND status = 'pending' LIMIT ?2)",
+    )?;
     for (webhook_id, (count, last)) in per_webhook {
         resume.execute(params![webhook_id, last.millis(), HELD])?;
-        let paused: bool = held
-            .query_row([webhook_id], |r| r.get(0))
+        let held: bool = update
+            .query_row(params![webhook_id, count, last.millis()], |r| r.get(0))
             .optional()?
             .unwrap_or(false);
-        if paused {
-            write_held(c, webhook_id, "pending", last, false)?;
+        // A resumed webhook works off its held range a chunk at a time, as its rows go out.
+        if held {
+            let waiting: i64 =
+                pending.query_row(params![webhook_id, HELD_CHUNK as i64], |r| r.get(0))?;
+            if waiting < HELD_CHUNK as i64 {
+                write_held(c, webhook_id, "pending", last, Some(HELD_CHUNK))?;
+            }
         }
-        update.execute(params![webhook_id, count, last.millis()])?;
     }
     Ok(())
 }
 
 pub(super) fn skip_undeliverable(c: &Connection, now: Timestamp) -> rusqlite::Result<u64> {
-    // Expired while paused: the held events get their (skipped) rows, for a replay after renewal;
-    // the webhook stays paused.
+    // Expired while paused or working off a held range: the held events get their (skipped) rows,
+    // for a replay after renewal, and the pause ends with the rest (its probe is skipped below),
+    // so a renewed webhook starts afresh.
     let expired_held: Vec<String> = c
         .prepare_cached(
             "SELECT id FROM webhooks WHERE held_after IS NOT NULL AND (failed = 1 OR expire_at <= ?1)",
@@ -320,7 +253,9 @@ pub(super) fn skip_undeliverable(c: &Connection, now: Timestamp) -> rusqlite::Re
         .collect::<rusqlite::Result<_>>()?;
     let mut n = 0;
     for webhook_id in &expired_held {
-        n += write_held(c, webhook_id, "skipped", now, true)?;
+        n += write_held(c, webhook_id, "skipped", now, None)?;
+        c.prepare_cached("UPDATE webhooks SET paused_until = NULL WHERE id = ?1")?
+            .execute([webhook_id])?;
     }
     n += c.execute(
         "UPDATE deliveries SET status = 'skipped' WHERE status = 'pending' AND lease_until IS NULL \
@@ -363,6 +298,7 @@ pub(super) fn replay(
 
 #[cfg(test)]
 mod tests {
+    use super::super::held::backlog;
     use super::*;
 
     /// A database with webhooks `a` and `b`, and `a_calls` calls of `a`'s user each with one due
@@ -471,6 +407,11 @@ mod tests {
             queue(&c, "acc", "a", 1, 99, Timestamp::from_millis(20).unwrap()).unwrap();
         assert_eq!((pending, skipped), (1, 0));
         assert_eq!(rows(&c), before, "queued while paused: no row written");
+        assert_eq!(
+            backlog(&c).unwrap().pending,
+            5,
+            "a, a, a (probe and two held), the held event, b"
+        );
         assert_eq!(due_of(&c, "a", 1_000_000), 1, "queued while paused: held");
         assert_eq!(due_of(&c, "b", 10), 1, "another webhook is not affected");
         // The probe succeeds: everything held is due.
@@ -524,6 +465,111 @@ mod tests {
             statuses,
             [(1, "failed".to_string()), skipped(50), skipped(51)]
         );
+    }
+
+    /// Pauses webhook `a` of `outbox(1)` (its one delivery fails and is retried) and queues
+    /// `events` more events of call 1 while it is paused; returns the probe.
+    fn paused_with_held_events(c: &Connection, events: i64) -> DeliveryJob {
+        let probe = claim(c, &claim_with(&[("b", 0)], 1))
+            .unwrap()
+            .jobs
+            .remove(0);
+        let at = Timestamp::from_millis(10).unwrap();
+        finish(c, &probe, &AttemptEnd::Retry { at }, at).unwrap();
+        for seq in 100..100 + events {
+            c.execute(
+                "INSERT INTO call_events (seq, call_seq, state, at, body) VALUES (?1, 1, 'ACTIVE', 20, '{}')",
+                [seq],
+            )
+            .unwrap();
+            queue(c, "acc", "a", 1, seq, at).unwrap();
+        }
+        probe
+    }
+
+    fn rows_of_a(c: &Connection, status: &str) -> i64 {
+        c.query_row(
+            "SELECT COUNT(*) FROM deliveries WHERE webhook_id = 'a' AND status = ?1",
+            [status],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    fn held_after(c: &Connection) -> Option<i64> {
+        c.query_row("SELECT held_after FROM webhooks WHERE id = 'a'", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    }
+
+    fn succeed(c: &Connection, job: &DeliveryJob, at: i64) {
+        let f = Finished {
+            job: job.clone(),
+            end: AttemptEnd::Delivered,
+            at: Timestamp::from_millis(at).unwrap(),
+        };
+        finish(c, job, &f.end, f.at).unwrap();
+        count_successes(c, &[f]).unwrap();
+    }
+
+    #[test]
+    fn a_resumed_webhook_works_off_its_held_events_a_chunk_at_a_time_in_order() {
+        let held = HELD_CHUNK as i64 + 76;
+        let c = outbox(1);
+        let probe = paused_with_held_events(&c, held);
+        assert_eq!(rows_of_a(&c, "pending"), 1, "only the probe has a row");
+        assert_eq!(backlog(&c).unwrap().pending, 2 + held as u64);
+
+        succeed(&c, &probe, 60);
+
+        // The first chunk, in event order; the rest still held, and new events still wait behind.
+        assert_eq!(rows_of_a(&c, "pending"), HELD_CHUNK as i64);
+        assert_eq!(held_after(&c), Some(100 + HELD_CHUNK as i64 - 1));
+        let first: Vec<i64> = c
+            .prepare("SELECT event_seq FROM deliveries WHERE webhook_id = 'a' AND status = 'pending' ORDER BY seq LIMIT 3")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(first, [100, 101, 102]);
+        assert_eq!(backlog(&c).unwrap().pending, 1 + held as u64, "b's and a's");
+
+        // Once they went out, the next success writes the rest and ends the range.
+        c.execute(
+            "UPDATE deliveries SET status = 'delivered' WHERE webhook_id = 'a'",
+            [],
+        )
+        .unwrap();
+        succeed(&c, &probe, 70);
+        assert_eq!(rows_of_a(&c, "pending"), 76);
+        assert_eq!(held_after(&c), None);
+        queue(&c, "acc", "a", 1, 1, Timestamp::from_millis(80).unwrap()).unwrap();
+        assert_eq!(
+            rows_of_a(&c, "pending"),
+            77,
+            "rows are written per event again"
+        );
+    }
+
+    #[test]
+    fn a_webhook_that_expires_while_paused_gets_its_held_events_skipped_and_starts_afresh() {
+        let c = outbox(1);
+        paused_with_held_events(&c, 3);
+        c.execute("UPDATE webhooks SET expire_at = 5 WHERE id = 'a'", [])
+            .unwrap();
+
+        let skipped = skip_undeliverable(&c, Timestamp::from_millis(30).unwrap()).unwrap();
+
+        assert_eq!(skipped, 4, "the three held events and the probe");
+        assert_eq!(rows_of_a(&c, "skipped"), 4);
+        assert_eq!(held_after(&c), None);
+        // Renewed: new events are queued as usual, not held behind a probe that is gone.
+        c.execute("UPDATE webhooks SET expire_at = 9e15 WHERE id = 'a'", [])
+            .unwrap();
+        queue(&c, "acc", "a", 1, 1, Timestamp::from_millis(40).unwrap()).unwrap();
+        assert_eq!(due_of(&c, "a", 40), 1);
     }
 
     #[test]

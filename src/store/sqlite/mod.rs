@@ -4,6 +4,7 @@
 mod calls;
 mod deliveries;
 mod errors;
+mod held;
 mod rows;
 pub mod schema;
 mod webhooks;
@@ -546,18 +547,7 @@ impl Store for SqliteStore {
     }
 
     async fn backlog(&self) -> Result<Backlog, StoreError> {
-        self.read(|c| {
-            c.prepare_cached(
-                "SELECT COUNT(*), MIN(created_at) FROM deliveries WHERE status = 'pending'",
-            )?
-            .query_row([], |r| {
-                Ok(Backlog {
-                    pending: r.get::<_, i64>(0)? as u64,
-                    oldest: r.get(1)?,
-                })
-            })
-        })
-        .await
+        self.read(held::backlog).await
     }
 }
 
