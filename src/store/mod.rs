@@ -1,9 +1,11 @@
 //! Storage: the one [`Store`] trait, with use-case methods rather than table CRUD, and its
-//! backends (SQLite now; PostgreSQL can sit beside it without touching the API layer).
+//! backends: SQLite (one process, one file) and PostgreSQL (several nodes, one database), which
+//! the API layer never tells apart.
 //!
 //! May depend on: `domain`. Never on `api` or `cli`.
 //! Contract every backend keeps: applying a call report, writing its event and the deliveries it
 //! causes is one transaction; every method either fully happens or not at all.
+pub mod postgres;
 pub mod sqlite;
 
 use crate::domain::Timestamp;
@@ -14,6 +16,7 @@ use crate::domain::webhook::{MetadataPolicy, Webhook};
 use async_trait::async_trait;
 use std::collections::HashMap;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// A storage failure. Client mistakes never show up here.

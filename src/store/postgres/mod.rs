@@ -1,0 +1,356 @@
+//! The PostgreSQL backend: one database shared by several callhook nodes, through a connection
+//! pool per node. Each write is one transaction, retried on serialization failures and
+//! deadlocks; what the nodes coordinate (row locks, leases, once-per-cluster jobs, wake-ups) is
+//! explained where it happens: [`calls`], [`deliveries`], [`webhooks`], [`cluster`].
+//!
+//! Behaves as the SQLite backend does, method by method, except where several processes sharing
+//! the store call for something else: [`Store::release_leases`] releases nothing (another node's
+//! leases are alive), `purge_webhooks` and `skip_undeliverable` run once per cluster per second,
+//! and the circuit breaker writes held rows (see [`deliveries`]).
+//!
+//! May depend on: `domain`, the `store` trait and types.
+
+mod calls;
+mod cluster;
+mod deliveries;
+mod errors;
+mod identity;
+mod rows;
+pub mod schema;
+mod webhooks;
+
+use super::{
+    ApplyError, ApplyOutcome, Backlog, CallFilter, CallPage, Claim, Claimed, Created, Finished,
+    NewToken, Replay, Store, StoreError, TokenInfo,
+};
+use crate::domain::Timestamp;
+use crate::domain::call::Call;
+use crate::domain::identity::{AccountProfile, Owner, Principal, UserProfile};
+use crate::domain::report::CallReport;
+use crate::domain::webhook::Webhook;
+use async_trait::async_trait;
+use errors::{classify, redact_url};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgPool};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use cluster::WAKE_CHANNEL;
+
+/// Connections per node.
+const MAX_CONNECTIONS: u32 = 16;
+/// How long a request waits for a free connection before the store reports itself unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Times a transaction runs again after a serialization failure or a deadlock.
+const RETRIES: u32 = 3;
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum PgOpenError {
+    /// `url` is shown without its password.
+    #[error("cannot connect to {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error(transparent)]
+    Migration(#[from] schema::MigrationError),
+}
+
+/// The PostgreSQL implementation of [`Store`]. Clones share one pool.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    /// How to connect, for the wake-up listener's own connection.
+    options: PgConnectOptions,
+    /// The database URL without its password, for log lines.
+    shown: Arc<str>,
+}
+
+fn connect_options(url: &str) -> Result<PgConnectOptions, PgOpenError> {
+    PgConnectOptions::from_str(url).map_err(|source| PgOpenError::Connect {
+        url: redact_url(url),
+        source,
+    })
+}
+
+/// Brings the schema of the database at `url` up to [`schema::VERSION`] and returns the
+/// version (for `callhook migrate`). Safe to run while nodes start: migrations run once.
+pub async fn migrate(url: &str) -> Result<i64, PgOpenError> {
+    let options = connect_options(url)?;
+    let mut conn = sqlx::PgConnection::connect_with(&options)
+        .await
+        .map_err(|source| PgOpenError::Connect {
+            url: redact_url(url),
+            source,
+        })?;
+    let version = schema::migrate(&mut conn).await;
+    // Closing politely is a courtesy; the migration's outcome is what counts.
+    let _ = conn.close().await;
+    Ok(version?)
+}
+
+impl PgStore {
+    /// Connects a pool to the database at `url` and brings its schema up to date.
+    pub async fn connect(url: &str) -> Result<PgStore, PgOpenError> {
+        let options = connect_options(url)?;
+        let shown = redact_url(url);
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options.clone())
+            .await
+            .map_err(|source| PgOpenError::Connect {
+                url: shown.clone(),
+                source,
+            })?;
+        let mut conn = pool
+            .acquire()
+            .await
+            .map_err(|source| PgOpenError::Connect {
+                url: shown.clone(),
+                source,
+            })?;
+        schema::migrate(&mut conn).await?;
+        drop(conn);
+        Ok(PgStore {
+            pool,
+            options,
+            shown: shown.into(),
+        })
+    }
+}
+
+/// Runs `$body` in a transaction on `$store`'s pool, with `$c` bound to the transaction's
+/// `&mut PgConnection`; `$body` may use `?` on sqlx errors. The whole transaction runs again,
+/// up to [`RETRIES`] times, when it fails with a serialization failure or a deadlock (another
+/// node won a race); other errors are classified into [`StoreError`].
+macro_rules! transaction {
+    ($store:expr, |$c:ident| $body:expr) => {{
+        let mut retries = 0;
+        loop {
+            let attempt: Result<_, sqlx::Error> = async {
+                let mut tx = $store.pool.begin().await?;
+                let $c: &mut sqlx::PgConnection = &mut tx;
+                let value = $body;
+                tx.commit().await?;
+                Ok(value)
+            }
+            .await;
+            match attempt {
+                Err(e) if retries < RETRIES && errors::is_retryable(&e) => {
+                    retries += 1;
+                    tracing::debug!(error = %e, retries, "transaction lost a race; running it again");
+                }
+                other => break other.map_err(classify),
+            }
+        }
+    }};
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(classify)
+    }
+
+    async fn create_token(&self, token: NewToken) -> Result<TokenInfo, StoreError> {
+        transaction!(self, |c| identity::create_token(c, &token).await?)
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        identity::list_tokens(&self.pool).await.map_err(classify)
+    }
+
+    async fn revoke_token(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        transaction!(self, |c| identity::revoke_token(c, id, now).await?)
+    }
+
+    async fn authenticate(
+        &self,
+        hash: [u8; 32],
+        now: Timestamp,
+    ) -> Result<Option<Principal>, StoreError> {
+        identity::authenticate(&self.pool, hash, now)
+            .await
+            .map_err(classify)
+    }
+
+    async fn user_profile(&self, owner: &Owner) -> Result<Option<UserProfile>, StoreError> {
+        identity::user_profile(&self.pool, owner)
+            .await
+            .map_err(classify)
+    }
+
+    async fn account_profile(
+        &self,
+        account_id: &str,
+    ) -> Result<Option<AccountProfile>, StoreError> {
+        identity::account_profile(&self.pool, account_id)
+            .await
+            .map_err(classify)
+    }
+
+    async fn user_by_number(
+        &self,
+        account_id: &str,
+        number: &str,
+    ) -> Result<Option<Owner>, StoreError> {
+        identity::user_by_number(&self.pool, account_id, number)
+            .await
+            .map_err(classify)
+    }
+
+    async fn create_webhook(
+        &self,
+        webhook: &Webhook,
+        max_per_user: Option<u32>,
+    ) -> Result<Created, StoreError> {
+        transaction!(self, |c| webhooks::insert(c, webhook, max_per_user).await?)
+    }
+
+    async fn list_webhooks(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
+        webhooks::list(&self.pool, owner).await.map_err(classify)
+    }
+
+    async fn get_webhook(&self, owner: &Owner, id: &str) -> Result<Option<Webhook>, StoreError> {
+        webhooks::get(&self.pool, owner, id).await.map_err(classify)
+    }
+
+    async fn delete_webhook(&self, owner: &Owner, id: &str) -> Result<bool, StoreError> {
+        transaction!(self, |c| webhooks::delete(c, owner, id).await?)
+    }
+
+    async fn renew_webhook(
+        &self,
+        owner: &Owner,
+        id: &str,
+        now: Timestamp,
+        expire_at: Timestamp,
+        purge_at: Timestamp,
+    ) -> Result<Option<Webhook>, StoreError> {
+        transaction!(self, |c| webhooks::renew(
+            c, owner, id, now, expire_at, purge_at
+        )
+        .await?)
+    }
+
+    async fn purge_webhooks(&self, now: Timestamp) -> Result<u64, StoreError> {
+        transaction!(self, |c| webhooks::purge(c, now).await?)
+    }
+
+    async fn next_purge_at(&self) -> Result<Option<Timestamp>, StoreError> {
+        webhooks::next_purge_at(&self.pool).await.map_err(classify)
+    }
+
+    async fn apply_call_report(
+        &self,
+        report: &CallReport,
+        now: Timestamp,
+    ) -> Result<ApplyOutcome, ApplyError> {
+        // A refused report commits a transaction that changed nothing (it only locked the call).
+        let outcome = transaction!(self, |c| calls::apply_report(c, report, now).await?)?;
+        Ok(outcome?)
+    }
+
+    async fn list_calls(&self, owner: &Owner, page: &CallPage) -> Result<Vec<Call>, StoreError> {
+        let (where_sql, mut args) = calls::filter_sql(owner, &page.filter);
+        let size = i64::try_from(page.size).unwrap_or(i64::MAX);
+        let offset = i64::try_from(page.page.saturating_mul(page.size)).unwrap_or(i64::MAX);
+        args.extend([calls::Arg::Int(size), calls::Arg::Int(offset)]);
+        let direction = if page.descending { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT {} FROM calls WHERE {where_sql} ORDER BY {}, seq {direction} LIMIT ${} OFFSET ${}",
+            rows::CALL_COLUMNS,
+            calls::sort_expr(page.sort, page.descending),
+            args.len() - 1,
+            args.len()
+        );
+        calls::bind_all(sqlx::query(&sql), &args)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?
+            .iter()
+            .map(|r| rows::call(r).map(|(_, call)| call).map_err(classify))
+            .collect()
+    }
+
+    async fn count_calls(&self, owner: &Owner, filter: &CallFilter) -> Result<u64, StoreError> {
+        let (where_sql, args) = calls::filter_sql(owner, filter);
+        let sql = format!("SELECT COUNT(*) FROM calls WHERE {where_sql}");
+        let n: i64 = calls::bind_all(sqlx::query(&sql), &args)
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| sqlx::Row::try_get(&r, 0))
+            .map_err(classify)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn get_call(&self, owner: &Owner, id: &str) -> Result<Option<Call>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {} FROM calls WHERE id = $1 AND account_id = $2 AND user_id = $3",
+            rows::CALL_COLUMNS
+        ))
+        .bind(id)
+        .bind(&owner.account_id)
+        .bind(&owner.user_id)
+        .fetch_optional(&self.pool)
+        .await
+        .and_then(|r| r.as_ref().map(rows::call).transpose())
+        .map(|found| found.map(|(_, call)| call))
+        .map_err(classify)
+    }
+
+    /// Releases nothing: the leases in a shared database belong to other nodes that are alive,
+    /// as far as this one can tell. A dead node's leases run out by themselves and its
+    /// deliveries are then claimed by whichever node comes first.
+    async fn release_leases(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    async fn release_deliveries(&self, seqs: Vec<i64>) -> Result<u64, StoreError> {
+        transaction!(self, |c| deliveries::release(c, &seqs).await?)
+    }
+
+    async fn claim_deliveries(&self, claim: Claim) -> Result<Claimed, StoreError> {
+        transaction!(self, |c| deliveries::claim(c, &claim).await?)
+    }
+
+    async fn finish_attempts(&self, finished: Vec<Finished>) -> Result<u64, StoreError> {
+        transaction!(self, |c| {
+            let (skipped, resumed) = deliveries::finish_all(c, &finished).await?;
+            if resumed > 0 {
+                cluster::wake_nodes(c).await?;
+            }
+            skipped
+        })
+    }
+
+    async fn skip_undeliverable(&self, now: Timestamp) -> Result<u64, StoreError> {
+        transaction!(self, |c| deliveries::skip_undeliverable(c, now).await?)
+    }
+
+    async fn replay_skipped(
+        &self,
+        owner: &Owner,
+        webhook_id: &str,
+        since: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<Replay, StoreError> {
+        transaction!(self, |c| deliveries::replay(
+            c,
+            &owner.account_id,
+            &owner.user_id,
+            webhook_id,
+            since,
+            now
+        )
+        .await?)
+    }
+
+    async fn backlog(&self) -> Result<Backlog, StoreError> {
+        deliveries::backlog(&self.pool).await.map_err(classify)
+    }
+}
