@@ -32,8 +32,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the platform: the VIS API, ingestion and background jobs, on an embedded SQLite file.
+    /// Run the platform: the VIS API, ingestion and background jobs, on an embedded SQLite file
+    /// or a PostgreSQL database shared by several nodes.
     Serve(serve::ServeArgs),
+    /// Bring a database's schema up to date (serve does it on start too) and print its version.
+    Migrate(token::DbArg),
     /// Manage bearer tokens (and the users and accounts they name) in a database.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -56,6 +59,13 @@ enum Command {
     /// Drive realistic call traffic (answered, missed, rejected, cancelled, held calls) through
     /// the ingestion API, reproducible from a seed, and summarise what the server accepted.
     Simulate(simulate::SimulateArgs),
+}
+
+async fn migrate(db: token::DbArg) -> anyhow::Result<()> {
+    let database = crate::store::Database::parse(&db.db);
+    let version = crate::store::open::migrate(&database).await?;
+    println!("{}: schema version {version}", database.shown());
+    Ok(())
 }
 
 /// Parses durations like `500ms`, `10s`, `15m`, `10d`.
@@ -95,6 +105,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Migrate(db) => migrate(db).await,
             Command::Token(command) => token::run(command).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Simulate(args) => simulate::run(args).await,

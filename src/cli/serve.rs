@@ -7,12 +7,11 @@ use crate::delivery::{ClientSettings, Engine, EngineSettings, Sender};
 use crate::domain::target::TargetPolicy;
 use crate::housekeeping;
 use crate::metrics::Metrics;
-use crate::store::{SqliteStore, Store};
+use crate::store::{Database, Opened};
 use crate::telephony::CallSink;
 use crate::telephony::sim::{SimSettings, SimTelephony};
 use anyhow::Context;
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -25,9 +24,10 @@ pub struct ServeArgs {
     #[arg(long, env = "CALLHOOK_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
 
-    /// SQLite database file, created with its schema on first start.
+    /// The database: a SQLite file, created with its schema on first start (one `serve` per
+    /// file), or a postgres:// URL (migrated on start; several `serve` nodes may share it).
     #[arg(long, env = "CALLHOOK_DB", default_value = "callhook.db")]
-    db: PathBuf,
+    db: String,
 
     /// How long a webhook lives after creation or renewal (expireAt).
     #[arg(long, env = "CALLHOOK_WEBHOOK_TTL", default_value = "10d", value_parser = super::parse_duration)]
@@ -101,6 +101,12 @@ struct DeliveryArgs {
     #[arg(long, env = "CALLHOOK_RETRIES", default_value_t = 5)]
     retries: u32,
 
+    /// How long a claimed delivery stays claimed beyond the longest attempt (connect plus
+    /// response timeout): after a crash, another node (or this one, restarted on PostgreSQL)
+    /// takes it over once the lease runs out.
+    #[arg(long, env = "CALLHOOK_LEASE_MARGIN", default_value = "30s", value_parser = super::parse_duration)]
+    lease_margin: Duration,
+
     /// Time between a failed attempt and its retry.
     #[arg(long, env = "CALLHOOK_RETRY_INTERVAL", default_value = "10s", value_parser = super::parse_duration)]
     retry_interval: Duration,
@@ -120,11 +126,9 @@ struct DeliveryArgs {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let path = args.db.clone();
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
-        .await
-        .context("opening the database")??;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let db = Database::parse(&args.db);
+    let opened = Opened::open(&db).await.context("opening the database")?;
+    let store = opened.store();
     let listener = TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -149,7 +153,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         writeln!(out, "callhook listening on http://{address}")?;
         out.flush()?;
     }
-    tracing::info!(%address, db = %args.db.display(), targets = targets.as_str(), "serving");
+    tracing::info!(%address, db = %db.shown(), targets = targets.as_str(), "serving");
 
     let shutdown = CancellationToken::new();
     tokio::spawn(signals.cancel_on_signal(shutdown.clone()));
@@ -164,7 +168,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             retry_interval: d.retry_interval,
             concurrency: d.concurrency as usize,
             webhook_concurrency: d.webhook_concurrency as usize,
-            lease: d.connect_timeout + d.response_timeout + LEASE_MARGIN,
+            lease: d.connect_timeout + d.response_timeout + d.lease_margin,
         },
         delivery_wake.clone(),
         metrics.clone(),
@@ -177,6 +181,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         metrics.clone(),
         shutdown.clone(),
     ));
+    {
+        let (wake, shutdown) = (delivery_wake.clone(), shutdown.clone());
+        background.spawn(async move { opened.forward_wakeups(wake, shutdown).await });
+    }
     let rate_limit = Arc::new(RateLimit::new(args.limits.rate_limit));
     {
         let (rate_limit, shutdown) = (rate_limit.clone(), shutdown.clone());
@@ -231,6 +239,3 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("stopped");
     Ok(())
 }
-
-/// Leases outlast the longest attempt by this much.
-const LEASE_MARGIN: Duration = Duration::from_secs(30);

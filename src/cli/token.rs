@@ -4,16 +4,16 @@
 use crate::domain::Timestamp;
 use crate::domain::identity::{Role, UserProfile, generate_token, hash_token};
 use crate::domain::validation::check_id;
-use crate::store::{NewToken, SqliteStore, Store, TokenInfo};
+use crate::store::{Database, NewToken, Opened, Store, TokenInfo};
 use anyhow::{Context, bail};
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub struct DbArg {
-    /// SQLite database file (created if missing).
+    /// The database: a SQLite file (created if missing) or a postgres:// URL.
     #[arg(long, env = "CALLHOOK_DB", default_value = "callhook.db")]
-    db: PathBuf,
+    pub db: String,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -73,15 +73,14 @@ pub struct CreateArgs {
     expires_in: Option<Duration>,
 }
 
-async fn open(db: &Path) -> anyhow::Result<SqliteStore> {
-    let path = db.to_path_buf();
-    Ok(tokio::task::spawn_blocking(move || SqliteStore::open(&path)).await??)
+async fn open(db: &str) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(Opened::open(&Database::parse(db)).await?.store())
 }
 
 pub async fn run(command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Create(args) => create(*args).await,
-        TokenCommand::List { db, json } => list(&open(&db.db).await?, json).await,
+        TokenCommand::List { db, json } => list(open(&db.db).await?.as_ref(), json).await,
         TokenCommand::Revoke { db, id } => {
             let store = open(&db.db).await?;
             if !store.revoke_token(&id, Timestamp::now()).await? {
@@ -156,7 +155,7 @@ fn token_json(t: &TokenInfo) -> serde_json::Value {
     v
 }
 
-async fn list(store: &SqliteStore, json: bool) -> anyhow::Result<()> {
+async fn list(store: &dyn Store, json: bool) -> anyhow::Result<()> {
     let tokens = store.list_tokens().await?;
     if json {
         let all: Vec<_> = tokens.iter().map(token_json).collect();

@@ -1,10 +1,11 @@
 //! Storage: the one [`Store`] trait, with use-case methods rather than table CRUD, and its
 //! backends: SQLite (one process, one file) and PostgreSQL (several nodes, one database), which
-//! the API layer never tells apart.
+//! the API layer never tells apart; [`open`] picks one from the `--db` setting.
 //!
 //! May depend on: `domain`. Never on `api` or `cli`.
 //! Contract every backend keeps: applying a call report, writing its event and the deliveries it
 //! causes is one transaction; every method either fully happens or not at all.
+pub mod open;
 pub mod postgres;
 pub mod sqlite;
 
@@ -16,6 +17,7 @@ use crate::domain::webhook::{MetadataPolicy, Webhook};
 use async_trait::async_trait;
 use std::collections::HashMap;
 
+pub use open::{Database, Opened};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 

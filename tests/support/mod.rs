@@ -11,6 +11,8 @@ mod delivery;
 mod fixture;
 mod http;
 mod listen;
+#[path = "../pg_scratch/mod.rs"]
+mod pg;
 mod receiver;
 mod reports;
 mod vis_cli;
@@ -27,6 +29,8 @@ pub use fixture::*;
 pub use http::{Req, Resp};
 #[allow(unused_imports)]
 pub use listen::*;
+#[allow(unused_imports)]
+pub use pg::*;
 #[allow(unused_imports)]
 pub use receiver::*;
 #[allow(unused_imports)]
@@ -67,6 +71,8 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// A `callhook serve` process on a fresh database in its own temporary directory.
 pub struct Server {
     dir: tempfile::TempDir,
+    /// The `--db` setting when it is not `dir/callhook.db` (a PostgreSQL URL).
+    db_url: Option<String>,
     extra_args: Vec<String>,
     /// Pass `--listen`/`--db` through `CALLHOOK_LISTEN`/`CALLHOOK_DB` instead of flags.
     from_env: bool,
@@ -94,12 +100,30 @@ impl Server {
         Server::launch(dir, extra_args, false)
     }
 
+    /// Starts a server on the database `db` (a `postgres://` URL), which several servers may share.
+    pub fn start_on_db(db: &str, extra_args: &[&str]) -> Server {
+        let mut server = Server::create(
+            tempfile::tempdir().expect("create temp dir"),
+            extra_args,
+            false,
+        );
+        server.db_url = Some(db.to_string());
+        server.spawn();
+        server
+    }
+
     /// Starts a server configured through `CALLHOOK_LISTEN` and `CALLHOOK_DB` only.
     pub fn start_from_env() -> Server {
         Server::launch(tempfile::tempdir().expect("create temp dir"), &[], true)
     }
 
     fn launch(dir: tempfile::TempDir, extra_args: &[&str], from_env: bool) -> Server {
+        let mut server = Server::create(dir, extra_args, from_env);
+        server.spawn();
+        server
+    }
+
+    fn create(dir: tempfile::TempDir, extra_args: &[&str], from_env: bool) -> Server {
         // reqwest is built without a default TLS crypto provider (callhook installs ring).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
@@ -107,8 +131,9 @@ impl Server {
             .timeout(Duration::from_secs(20))
             .build()
             .expect("build HTTP client");
-        let mut server = Server {
+        Server {
             dir,
+            db_url: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             from_env,
             child: None,
@@ -116,9 +141,7 @@ impl Server {
             base: String::new(),
             starts: 0,
             client,
-        };
-        server.spawn();
-        server
+        }
     }
 
     /// `http://127.0.0.1:PORT` of the running process.
@@ -126,9 +149,11 @@ impl Server {
         &self.base
     }
 
-    /// The database path this server uses.
+    /// The database this server uses: a path, or the URL it was started on.
     pub fn db(&self) -> String {
-        db_in(self.dir.path())
+        self.db_url
+            .clone()
+            .unwrap_or_else(|| db_in(self.dir.path()))
     }
 
     /// The temporary directory holding the database and the logs.
