@@ -4,7 +4,8 @@
 //! Map of the crate (each module's own `//!` says what it may depend on):
 //! - [`domain`]: pure types and rules: the call state machine, call events, webhooks, identities,
 //!   timestamps. Depends on nothing internal; no I/O.
-//! - [`store`]: the one [`store::Store`] trait with use-case methods, and its SQLite implementation.
+//! - [`store`]: the one [`store::Store`] trait with use-case methods, and its SQLite and PostgreSQL
+//!   implementations.
 //!   Depends on `domain` only.
 //! - [`api`]: the HTTP surface (VIS routes, ingestion, health, OpenAPI), thin axum handlers over the
 //!   store trait. Depends on `domain` and `store` (the trait, never a backend).

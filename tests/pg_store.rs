@@ -7,15 +7,11 @@
 //! prints that it was skipped and passes, except under `CI=true`, where it fails.
 
 use callhook::domain::Timestamp;
-use callhook::domain::call::{CallState, Direction};
-use callhook::domain::identity::{Owner, Role, UserProfile, hash_token};
-use callhook::domain::report::CallReport;
-use callhook::domain::webhook::{MetadataPolicy, SigningAlgo, Statistics, Webhook, WebhookSpec};
+use callhook::domain::call::CallState;
+use callhook::domain::identity::{Role, UserProfile, hash_token};
 use callhook::store::postgres::schema::{MigrationError, VERSION};
 use callhook::store::postgres::{self, PgOpenError};
-use callhook::store::{
-    AttemptEnd, Claim, Created, DeliveryJob, Finished, NewToken, PgStore, Store,
-};
+use callhook::store::{AttemptEnd, Created, DeliveryJob, Finished, NewToken, PgStore, Store};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,92 +19,12 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-mod pg_scratch;
+mod pg_support;
 
-use pg_scratch::TestDb;
+use pg_support::TestDb;
+use pg_support::fixtures::*;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn owner() -> Owner {
-    Owner {
-        account_id: "acc".into(),
-        user_id: "u1".into(),
-    }
-}
-
-fn ms(t: Timestamp, delta: i64) -> Timestamp {
-    Timestamp::from_millis(t.millis() + delta).expect("in range")
-}
-
-fn webhook(id: &str, now: Timestamp, purge_in_ms: i64) -> Webhook {
-    let o = owner();
-    Webhook {
-        id: id.into(),
-        account_id: o.account_id,
-        user_id: o.user_id.clone(),
-        spec: WebhookSpec {
-            url: "http://127.0.0.1:9/hook".into(),
-            events: vec!["CALL".into()],
-            signing_algo: SigningAlgo::HmacSha256,
-            signing_key: Some("key".into()),
-            metadata_policy: MetadataPolicy::Header,
-        },
-        expire_at: ms(now, purge_in_ms.min(86_400_000)),
-        created_at: now,
-        created_by: o.user_id,
-        renewed_at: None,
-        renewed_by: None,
-        purge_at: ms(now, purge_in_ms),
-        statistics: Statistics::default(),
-    }
-}
-
-fn report(external_id: &str, state: CallState) -> CallReport {
-    CallReport {
-        external_id: external_id.into(),
-        account_id: "acc".into(),
-        user_id: "u1".into(),
-        direction: Direction::Inbound,
-        phone_number: "+15550100".into(),
-        caller_id: None,
-        state,
-        internal: false,
-        ucp_type: "VBS".into(),
-        at: None,
-    }
-}
-
-fn claim_at(now: Timestamp, lease_ms: i64, limit: usize) -> Claim {
-    Claim {
-        now,
-        lease_until: ms(now, lease_ms),
-        limit,
-        room: HashMap::new(),
-        fresh_room: 1_000,
-    }
-}
-
-fn delivered(job: &DeliveryJob) -> Finished {
-    Finished {
-        job: job.clone(),
-        end: AttemptEnd::Delivered,
-        at: Timestamp::now(),
-    }
-}
-
-/// The `state` of a delivery's event.
-fn state_of(job: &DeliveryJob) -> String {
-    let event: serde_json::Value = serde_json::from_str(&job.event).expect("event JSON");
-    event["state"].as_str().expect("state").to_string()
-}
-
-fn external_id_of(job: &DeliveryJob) -> String {
-    let event: serde_json::Value = serde_json::from_str(&job.event).expect("event JSON");
-    event["externalId"]
-        .as_str()
-        .expect("externalId")
-        .to_string()
-}
 
 #[tokio::test]
 async fn migrations_apply_once_and_a_newer_schema_is_refused() {
@@ -161,6 +77,59 @@ async fn nodes_starting_together_migrate_the_database_once() {
         .await
         .expect("read the version");
     assert_eq!(versions, [VERSION]);
+}
+
+#[tokio::test]
+async fn a_database_that_cannot_be_reached_is_named_without_its_password() {
+    // Port 1 refuses connections whether or not a PostgreSQL server runs here.
+    let url = "postgres://app:s3cret@127.0.0.1:1/callhook";
+    let started = std::time::Instant::now();
+    let Err(refused) = PgStore::connect(url).await else {
+        panic!("connected to port 1");
+    };
+    let message = refused.to_string();
+    assert!(
+        message.starts_with("cannot connect to postgres://app@127.0.0.1:1/callhook: "),
+        "{message}"
+    );
+    assert!(!message.contains("s3cret"), "{message}");
+    assert!(
+        started.elapsed() < WAIT,
+        "gave up after {:?}",
+        started.elapsed()
+    );
+    let Err(refused) = postgres::migrate(url).await else {
+        panic!("migrated through port 1");
+    };
+    assert!(!refused.to_string().contains("s3cret"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_applying_reports_of_one_call_apply_them_one_after_the_other() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let (a, b) = (db.store().await, db.store().await);
+    let now = Timestamp::now();
+    a.create_webhook(&webhook("w1", now, 172_800_000), None)
+        .await
+        .unwrap();
+    const CALLS: usize = 10;
+    for call in 0..CALLS {
+        // The same new call reported on both nodes at once: one creates it, the other finds it
+        // created (a repeat) instead of failing on the unique key.
+        let ringing = report(&format!("ext-{call}"), CallState::Ringing);
+        let (on_a, on_b) = tokio::join!(
+            a.apply_call_report(&ringing, now),
+            b.apply_call_report(&ringing, now)
+        );
+        let mut queued = [on_a.unwrap().deliveries, on_b.unwrap().deliveries];
+        queued.sort();
+        assert_eq!(queued, [0, 1], "ext-{call}");
+    }
+    let calls = a.count_calls(&owner(), &Default::default()).await.unwrap();
+    assert_eq!(calls, CALLS as u64);
+    assert_eq!(a.backlog().await.unwrap().pending, CALLS as u64);
 }
 
 #[tokio::test]

@@ -35,11 +35,8 @@ pub(super) fn is_retryable(e: &sqlx::Error) -> bool {
 
 pub(super) fn is_unavailable(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => true,
+        // A closed connection shows as an I/O error (end of stream, reset, broken pipe).
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
         sqlx::Error::Database(_) => code(e).is_some_and(|c| is_unavailable_code(&c)),
         _ => false,
     }

@@ -65,52 +65,42 @@ pub struct PgStore {
     shown: Arc<str>,
 }
 
-fn connect_options(url: &str) -> Result<PgConnectOptions, PgOpenError> {
-    PgConnectOptions::from_str(url).map_err(|source| PgOpenError::Connect {
-        url: redact_url(url),
+/// Connects to the database at `url` on a connection of its own (so that a failure says why,
+/// rather than that a pool timed out) and brings its schema up to [`schema::VERSION`]. Returns
+/// how to connect again, the URL as it may be shown, and the version.
+async fn connect_and_migrate(url: &str) -> Result<(PgConnectOptions, String, i64), PgOpenError> {
+    let shown = redact_url(url);
+    let cannot_connect = |source| PgOpenError::Connect {
+        url: shown.clone(),
         source,
-    })
+    };
+    let options = PgConnectOptions::from_str(url).map_err(cannot_connect)?;
+    let mut conn = sqlx::PgConnection::connect_with(&options)
+        .await
+        .map_err(cannot_connect)?;
+    let version = schema::migrate(&mut conn).await;
+    // Closing politely is a courtesy; the migration's outcome is what counts.
+    let _ = conn.close().await;
+    Ok((options, shown, version?))
 }
 
 /// Brings the schema of the database at `url` up to [`schema::VERSION`] and returns the
 /// version (for `callhook migrate`). Safe to run while nodes start: migrations run once.
 pub async fn migrate(url: &str) -> Result<i64, PgOpenError> {
-    let options = connect_options(url)?;
-    let mut conn = sqlx::PgConnection::connect_with(&options)
+    connect_and_migrate(url)
         .await
-        .map_err(|source| PgOpenError::Connect {
-            url: redact_url(url),
-            source,
-        })?;
-    let version = schema::migrate(&mut conn).await;
-    // Closing politely is a courtesy; the migration's outcome is what counts.
-    let _ = conn.close().await;
-    Ok(version?)
+        .map(|(_, _, version)| version)
 }
 
 impl PgStore {
-    /// Connects a pool to the database at `url` and brings its schema up to date.
+    /// Brings the schema of the database at `url` up to date and opens a pool of connections to
+    /// it ([`MAX_CONNECTIONS`]; a request waits at most [`ACQUIRE_TIMEOUT`] for one).
     pub async fn connect(url: &str) -> Result<PgStore, PgOpenError> {
-        let options = connect_options(url)?;
-        let shown = redact_url(url);
+        let (options, shown, _) = connect_and_migrate(url).await?;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options.clone())
-            .await
-            .map_err(|source| PgOpenError::Connect {
-                url: shown.clone(),
-                source,
-            })?;
-        let mut conn = pool
-            .acquire()
-            .await
-            .map_err(|source| PgOpenError::Connect {
-                url: shown.clone(),
-                source,
-            })?;
-        schema::migrate(&mut conn).await?;
-        drop(conn);
+            .connect_lazy_with(options.clone());
         Ok(PgStore {
             pool,
             options,

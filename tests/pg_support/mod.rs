@@ -1,10 +1,13 @@
-//! A scratch PostgreSQL database per test, for the tests of the PostgreSQL store.
+//! Support for the tests of the PostgreSQL store: a scratch database per test, and
+//! [`fixtures`].
 //!
 //! `TestDb::create()` connects to `CALLHOOK_TEST_PG` (default
 //! `postgres://postgres@127.0.0.1:5432/test`) and creates `callhook_t_<uuid>`; its `Drop` drops
 //! it `WITH (FORCE)`, closing any connection a test left open. Without a reachable server it
 //! prints "skipped: PostgreSQL not reachable at ..." and gives `None`, except under `CI=true`,
 //! where it panics: CI must run these tests.
+
+pub mod fixtures;
 
 use callhook::store::PgStore;
 use sqlx::Connection;
