@@ -2,13 +2,13 @@
 //!
 //! SQLite: always, a new database file in a temporary directory. PostgreSQL: whenever the admin
 //! URL in `CALLHOOK_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`) answers, a new
-//! database per test (`tests/pg_scratch`), dropped `WITH (FORCE)` afterwards by a guard, also when
+//! database per test (`tests/pg_support`), dropped `WITH (FORCE)` afterwards by a guard, also when
 //! the test panics. An unreachable PostgreSQL is reported and skipped, except under `CI=true`, where it
 //! fails the test: CI must run the contract on both backends.
 //!
 //! May depend on: the `callhook::store` API, sqlx (only to create and drop the scratch databases).
 
-#[path = "../pg_scratch/mod.rs"]
+#[path = "../pg_support/mod.rs"]
 #[allow(dead_code)]
 mod pg_scratch;
 

@@ -11,7 +11,7 @@ mod delivery;
 mod fixture;
 mod http;
 mod listen;
-#[path = "../pg_scratch/mod.rs"]
+#[path = "../pg_support/mod.rs"]
 mod pg;
 mod receiver;
 mod reports;
