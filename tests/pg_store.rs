@@ -442,28 +442,43 @@ async fn a_delivery_queued_on_one_node_wakes_the_others() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_nodes_purging_in_the_same_second_purge_once() {
+async fn one_node_at_a_time_leads_housekeeping_and_another_takes_over_when_it_is_gone() {
     let Some(db) = TestDb::create().await else {
         return;
     };
     let (a, b) = (db.store().await, db.store().await);
-    let now = Timestamp::now();
-    for id in ["old1", "old2"] {
-        a.create_webhook(&webhook(id, ms(now, -10_000), 5_000), None)
-            .await
-            .unwrap();
-    }
-    let (on_a, on_b) = tokio::join!(a.purge_webhooks(now), b.purge_webhooks(now));
-    let mut purged = [on_a.unwrap(), on_b.unwrap()];
-    purged.sort();
-    assert_eq!(purged, [0, 2], "one node purged, the other skipped the job");
 
-    a.create_webhook(&webhook("old3", ms(now, -10_000), 5_000), None)
-        .await
-        .unwrap();
-    assert_eq!(b.purge_webhooks(ms(now, 500)).await.unwrap(), 0);
-    assert_eq!(b.purge_webhooks(ms(now, 1_000)).await.unwrap(), 1);
-    assert!(a.list_webhooks(&owner()).await.unwrap().is_empty());
+    let (on_a, on_b) = tokio::join!(a.leads_housekeeping(), b.leads_housekeeping());
+    let (on_a, on_b) = (on_a.unwrap(), on_b.unwrap());
+
+    assert!(on_a ^ on_b, "exactly one leads: {on_a} {on_b}");
+    let (leader, follower) = if on_a { (a, b) } else { (b, a) };
+    assert!(
+        leader.leads_housekeeping().await.unwrap(),
+        "the leader stays"
+    );
+    assert!(!follower.leads_housekeeping().await.unwrap());
+    // The leader's process goes (its connections close): the follower takes over.
+    drop(leader);
+    let took_over = eventually_true(|| follower.leads_housekeeping()).await;
+    assert!(took_over, "the follower took over once the leader was gone");
+}
+
+/// Polls `f` until it gives `Ok(true)` or 10 s pass; the lock goes when the server notices the
+/// closed connection, which takes a moment.
+async fn eventually_true<F, Fut>(f: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, callhook::store::StoreError>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        if f().await.unwrap_or(false) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
 }
 
 #[tokio::test]

@@ -317,6 +317,12 @@ pub trait Store: Send + Sync + 'static {
     /// Records how attempts ended (in one write), with the webhook statistics that follow.
     /// Returns how many other deliveries were skipped as a result (when a webhook failed).
     async fn finish_attempts(&self, finished: Vec<Finished>) -> Result<u64, StoreError>;
+    /// Whether this process should run the background jobs (purging webhooks, skipping
+    /// undeliverable deliveries): on a database several processes share, true in one of them at a
+    /// time, and taken over by another when that one dies. A store one process owns leads always.
+    async fn leads_housekeeping(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
     /// Marks pending deliveries of failed or expired webhooks as skipped; returns how many.
     async fn skip_undeliverable(&self, now: Timestamp) -> Result<u64, StoreError>;
     /// Queues the skipped deliveries of a live webhook again (those whose event happened at or

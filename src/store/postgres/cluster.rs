@@ -1,45 +1,54 @@
-//! What the nodes sharing one database coordinate through it: background jobs that run once per
-//! cluster (`cluster_jobs`), and wake-ups (`NOTIFY callhook_wake` when deliveries become due,
+//! What the nodes sharing one database coordinate through it: which one runs the background jobs
+//! ([`Leadership`], an advisory lock), and wake-ups (`NOTIFY callhook_wake` when deliveries become due,
 //! forwarded to the local delivery engine's `Notify` by [`PgStore::forward_wakeups`]).
 
 use super::PgStore;
-use crate::domain::Timestamp;
-use sqlx::PgConnection;
-use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::{Connection, PgConnection};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
 /// The channel every node listens on.
 pub const WAKE_CHANNEL: &str = "callhook_wake";
-/// Names in `cluster_jobs`.
-pub(super) const PURGE_JOB: &str = "purge_webhooks";
-pub(super) const SKIP_JOB: &str = "skip_undeliverable";
-/// A job that ran this recently (by the `now` its caller passed) is not run again.
-const JOB_INTERVAL_MS: i64 = 1000;
 /// Pause before listening again after the connection failed.
 const RELISTEN_AFTER: Duration = Duration::from_secs(1);
+/// The session advisory lock held by the node that runs the background jobs.
+const HOUSEKEEPING_LOCK: i64 = 0x6361_6c6c_686b_0001;
 
-/// Claims this run of job `name` for this node, inside the caller's transaction: `true` when no
-/// node ran it within the last second (by `now`). A node that comes second waits on the row
-/// until the first one's transaction ends, then finds it fresh and skips the job.
-pub(super) async fn take_job(
-    c: &mut PgConnection,
-    name: &str,
-    now: Timestamp,
-) -> Result<bool, sqlx::Error> {
-    let taken = sqlx::query(
-        "INSERT INTO cluster_jobs (name, ran_at) VALUES ($1, $2) \
-         ON CONFLICT (name) DO UPDATE SET ran_at = $2 WHERE cluster_jobs.ran_at <= $2 - $3 \
-         RETURNING 1",
-    )
-    .bind(name)
-    .bind(now.millis())
-    .bind(JOB_INTERVAL_MS)
-    .fetch_optional(c)
-    .await?;
-    Ok(taken.is_some())
+/// Which node runs the background jobs (purge, skipping): the one holding a session-level
+/// advisory lock on a connection of its own. Others try to take it on each of their turns; when
+/// the leader dies, its connection closes, the lock goes with it, and the next node to try takes
+/// over.
+#[derive(Default)]
+pub(super) struct Leadership {
+    held: Mutex<Option<PgConnection>>,
+}
+
+impl Leadership {
+    /// `true` while this node holds the lock (checking that its connection still answers), or
+    /// after taking it now.
+    pub(super) async fn lead(&self, options: &PgConnectOptions) -> Result<bool, sqlx::Error> {
+        let mut held = self.held.lock().await;
+        if let Some(conn) = held.as_mut() {
+            if sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok() {
+                return Ok(true);
+            }
+            *held = None;
+        }
+        let mut conn = PgConnection::connect_with(options).await?;
+        let took: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(HOUSEKEEPING_LOCK)
+            .fetch_one(&mut conn)
+            .await?;
+        if took {
+            *held = Some(conn);
+        } else {
+            let _ = conn.close().await;
+        }
+        Ok(took)
+    }
 }
 
 /// Tells every listening node (this one included) that deliveries became due. Sent when the

@@ -344,9 +344,6 @@ pub(super) async fn skip_undeliverable(
     c: &mut PgConnection,
     now: Timestamp,
 ) -> Result<u64, sqlx::Error> {
-    if !cluster::take_job(c, cluster::SKIP_JOB, now).await? {
-        return Ok(0);
-    }
     let n = sqlx::query(
         "UPDATE deliveries SET status = 'skipped' WHERE status = 'pending' AND lease_until IS NULL \
          AND webhook_id IN (SELECT id FROM webhooks WHERE failed OR expire_at <= $1)",

@@ -63,6 +63,8 @@ pub struct PgStore {
     options: PgConnectOptions,
     /// The database URL without its password, for log lines.
     shown: Arc<str>,
+    /// Whether this node runs the background jobs.
+    leadership: Arc<cluster::Leadership>,
 }
 
 /// Connects to the database at `url` on a connection of its own (so that a failure says why,
@@ -105,6 +107,7 @@ impl PgStore {
             pool,
             options,
             shown: shown.into(),
+            leadership: Arc::default(),
         })
     }
 }
@@ -316,6 +319,12 @@ impl Store for PgStore {
             }
             skipped
         })
+    }
+
+    /// One node of those sharing the database at a time (an advisory lock, see
+    /// [`cluster::Leadership`]).
+    async fn leads_housekeeping(&self) -> Result<bool, StoreError> {
+        self.leadership.lead(&self.options).await.map_err(classify)
     }
 
     async fn skip_undeliverable(&self, now: Timestamp) -> Result<u64, StoreError> {

@@ -5,7 +5,7 @@
 //! The tables and columns are those of the SQLite schema at its version 4
 //! (`store::sqlite::schema`), with PostgreSQL types: identity columns for `seq`, BIGINT epoch
 //! milliseconds for timestamps (the same `Timestamp::millis()` values), BOOLEAN flags, BYTEA for
-//! the token hash; plus `cluster_jobs`, which makes background jobs run once per cluster.
+//! the token hash.
 
 use sqlx::{Connection, PgConnection};
 
@@ -123,12 +123,6 @@ CREATE TABLE deliveries (
 CREATE INDEX deliveries_due ON deliveries (status, next_at);
 CREATE INDEX deliveries_webhook ON deliveries (webhook_id, call_seq, seq);
 CREATE INDEX deliveries_pending_by_webhook ON deliveries (webhook_id, next_at) WHERE status = 'pending';
-
--- When each once-per-cluster background job last ran (see cluster.rs).
-CREATE TABLE cluster_jobs (
-    name    TEXT PRIMARY KEY,
-    ran_at  BIGINT NOT NULL
-);
 "#];
 
 /// The schema version this build writes.

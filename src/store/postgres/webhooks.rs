@@ -141,12 +141,9 @@ pub(super) async fn renew(
     get(c, owner, id).await
 }
 
-/// Deletes webhooks whose `purgeAt` has passed, with their pending deliveries. Once per cluster:
-/// when another node purged within the last second, does nothing and returns 0.
+/// Deletes webhooks whose `purgeAt` has passed, with their pending deliveries. (Only the node that
+/// leads housekeeping calls it: see `cluster::Leadership`.)
 pub(super) async fn purge(c: &mut PgConnection, now: Timestamp) -> Result<u64, sqlx::Error> {
-    if !cluster::take_job(c, cluster::PURGE_JOB, now).await? {
-        return Ok(0);
-    }
     sqlx::query(
         "DELETE FROM deliveries WHERE status = 'pending' AND webhook_id IN \
          (SELECT id FROM webhooks WHERE purge_at <= $1)",
