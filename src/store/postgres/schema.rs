@@ -152,6 +152,10 @@ pub async fn migrate(conn: &mut PgConnection) -> Result<i64, MigrationError> {
             .bind(MIGRATION_LOCK)
             .execute(&mut *tx)
             .await?;
+        // Without the notice PostgreSQL sends when the table exists (logged on every start).
+        sqlx::raw_sql("SET LOCAL client_min_messages = warning")
+            .execute(&mut *tx)
+            .await?;
         sqlx::raw_sql("CREATE TABLE IF NOT EXISTS callhook_schema (version BIGINT NOT NULL)")
             .execute(&mut *tx)
             .await?;
