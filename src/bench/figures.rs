@@ -168,8 +168,9 @@ pub struct Resources {
     pub peak_rss_bytes: Option<u64>,
     /// Reports in the database (every phase).
     pub stored_events: u64,
-    /// The database file plus its write-ahead log when the scenario ended (PostgreSQL:
-    /// `pg_database_size`, the server's log not included).
+    /// The database file plus its write-ahead log when the scenario ended (PostgreSQL: what
+    /// `pg_database_size` grew by since the nodes set the fresh database up; the server's log
+    /// not included).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub db_bytes: Option<u64>,
     /// Of those, the write-ahead log.

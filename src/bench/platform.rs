@@ -36,7 +36,8 @@ const CREATE_CONCURRENCY: usize = 32;
 /// The database the nodes share.
 enum Database {
     Sqlite(PathBuf),
-    Postgres(ScratchDatabase),
+    /// With its size once the nodes had set it up (the schema of a fresh database, some MB).
+    Postgres(ScratchDatabase, Option<u64>),
 }
 
 /// The running `serve` nodes, their database and their temporary directory.
@@ -100,9 +101,15 @@ impl Platform {
             count: store.nodes(),
         };
         if let StoreChoice::Postgres { server, .. } = store {
-            platform.db = Some(Database::Postgres(ScratchDatabase::create(server).await?));
+            platform.db = Some(Database::Postgres(
+                ScratchDatabase::create(server).await?,
+                None,
+            ));
         }
         platform.spawn().await?;
+        if let Some(Database::Postgres(db, empty)) = &mut platform.db {
+            *empty = db.size().await;
+        }
         Ok(platform)
     }
 
@@ -151,7 +158,7 @@ impl Platform {
     fn db_arg(&self) -> OsString {
         match &self.db {
             Some(Database::Sqlite(path)) => path.clone().into_os_string(),
-            Some(Database::Postgres(db)) => db.url().as_str().into(),
+            Some(Database::Postgres(db, _)) => db.url().as_str().into(),
             None => OsString::new(),
         }
     }
@@ -230,7 +237,8 @@ impl Platform {
     }
 
     /// The database's bytes: the SQLite file and its write-ahead log (0 when there is none), or
-    /// PostgreSQL's `pg_database_size` (no log of its own).
+    /// what PostgreSQL's `pg_database_size` grew by since the nodes set up the fresh database
+    /// (its schema alone is some MB; no log of its own).
     pub async fn db_bytes(&self) -> Option<DbBytes> {
         match self.db.as_ref()? {
             Database::Sqlite(db) => {
@@ -239,7 +247,9 @@ impl Platform {
                 wal.push("-wal");
                 Some((size(db)?, Some(size(Path::new(&wal)).unwrap_or(0))))
             }
-            Database::Postgres(db) => Some((db.size().await?, None)),
+            Database::Postgres(db, empty) => {
+                Some((db.size().await?.saturating_sub((*empty)?), None))
+            }
         }
     }
 
@@ -268,7 +278,7 @@ impl Platform {
         let started = Instant::now();
         self.terminate_and_wait().await;
         let took = started.elapsed();
-        if let Some(Database::Postgres(db)) = self.db.take()
+        if let Some(Database::Postgres(db, _)) = self.db.take()
             && let Err(e) = db.drop_now().await
         {
             tracing::warn!(error = %e, "could not drop the bench database");

@@ -303,7 +303,7 @@ fn resources_heading(settings: &SettingsEcho) -> String {
         ));
     }
     if settings.store != StoreChoice::Sqlite.name() {
-        heading.push_str("; database: pg_database_size, without the server's WAL");
+        heading.push_str("; database: pg_database_size growth, no WAL");
     }
     heading
 }
