@@ -158,3 +158,38 @@ fn an_unknown_scenario_is_refused_before_anything_runs() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("warp-speed"), "{stderr}");
 }
+
+#[test]
+fn several_nodes_without_a_database_server_are_refused_before_anything_runs() {
+    let output = Command::new(BIN)
+        .args(["bench", "--quick", "--nodes", "2"])
+        .env_remove("CALLHOOK_BENCH_DB_SERVER")
+        .output()
+        .expect("run callhook bench");
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--nodes 2 needs --db-server"), "{stderr}");
+}
+
+#[test]
+fn the_postgres_mode_refuses_the_scenarios_it_cannot_run_naming_those_it_can() {
+    // Refused before any connection: no PostgreSQL server is needed (none listens on port 1).
+    let output = Command::new(BIN)
+        .args([
+            "bench",
+            "--quick",
+            "--db-server",
+            "postgres://postgres@127.0.0.1:1/test",
+        ])
+        .args(["--scenario", "latency,restart"])
+        .output()
+        .expect("run callhook bench");
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("only the scenarios baseline, throughput, latency run; not restart"),
+        "{stderr}"
+    );
+}

@@ -29,7 +29,7 @@ pub async fn run(rig: &Rig<'_>) -> Baseline {
         "baseline: posting straight to the receiver"
     );
     let m = tally
-        .closed("baseline", &group, sink.clone(), calls, None)
+        .closed("baseline", &group, sink.clone(), calls, &[])
         .await;
     let throughput = Throughput::measure(&m.driven, &m.check, m.cpu);
 
@@ -43,7 +43,7 @@ pub async fn run(rig: &Rig<'_>) -> Baseline {
         );
         let label = format!("baseline {}/s", rate as u64);
         let m = tally
-            .open(&label, &group, sink.clone(), calls, rate, None)
+            .open(&label, &group, sink.clone(), calls, rate, &[])
             .await;
         latency.push(Latency::measure(rate, &m.driven, &m.check, m.cpu));
     }

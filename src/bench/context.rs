@@ -9,6 +9,10 @@ use serde::Serialize;
 #[serde(rename_all = "camelCase")]
 pub struct SettingsEcho {
     pub quick: bool,
+    /// `SQLite` or `PostgreSQL` (the server's URL is not echoed: it may hold a password).
+    pub store: &'static str,
+    /// `serve` nodes per scenario.
+    pub nodes: u32,
     pub scenarios: Vec<&'static str>,
     pub events: u64,
     pub concurrency: usize,
@@ -27,6 +31,8 @@ impl From<&Settings> for SettingsEcho {
     fn from(s: &Settings) -> SettingsEcho {
         SettingsEcho {
             quick: s.quick,
+            store: s.store.name(),
+            nodes: s.store.nodes(),
             scenarios: s.scenarios.iter().map(|s| s.name()).collect(),
             events: s.events,
             concurrency: s.concurrency,

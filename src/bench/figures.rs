@@ -2,7 +2,7 @@
 //! ([`PhaseCheck`]) and what it cost ([`CpuUse`]); and a scenario's [`Resources`].
 
 use super::load::Driven;
-use super::platform::DeliveryCounters;
+use super::platform::{DbBytes, DeliveryCounters};
 use super::resources::CpuUse;
 use super::tally::TallyTotals;
 use super::verify::PhaseCheck;
@@ -168,7 +168,9 @@ pub struct Resources {
     pub peak_rss_bytes: Option<u64>,
     /// Reports in the database (every phase).
     pub stored_events: u64,
-    /// The database file plus its write-ahead log when the scenario ended.
+    /// The database file plus its write-ahead log when the scenario ended (PostgreSQL: what
+    /// `pg_database_size` grew by since the nodes set the fresh database up; the server's log
+    /// not included).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub db_bytes: Option<u64>,
     /// Of those, the write-ahead log.
@@ -189,7 +191,7 @@ impl Resources {
         totals: TallyTotals,
         stored_events: u64,
         peak_rss_bytes: Option<u64>,
-        db_and_wal_bytes: Option<(u64, u64)>,
+        db_and_wal_bytes: Option<DbBytes>,
         delivery_counters: Option<DeliveryCounters>,
         shutdown: Option<Duration>,
     ) -> Resources {
@@ -197,7 +199,7 @@ impl Resources {
             s.filter(|_| totals.events > 0)
                 .map(|s| s * 1000.0 / totals.events as f64)
         };
-        let db_bytes = db_and_wal_bytes.map(|(db, wal)| db + wal);
+        let db_bytes = db_and_wal_bytes.map(|(db, wal)| db + wal.unwrap_or(0));
         Resources {
             events: totals.events,
             serve_cpu_seconds: totals.serve_cpu,
@@ -206,7 +208,7 @@ impl Resources {
             peak_rss_bytes,
             stored_events,
             db_bytes,
-            wal_bytes: db_and_wal_bytes.map(|(_, wal)| wal),
+            wal_bytes: db_and_wal_bytes.and_then(|(_, wal)| wal),
             db_bytes_per_event: db_bytes
                 .filter(|_| stored_events > 0)
                 .map(|b| b as f64 / stored_events as f64),

@@ -12,7 +12,7 @@ use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
@@ -47,16 +47,40 @@ impl Step {
 /// Where the generator sends a call's reports. Calls are spread over the sink's users: call `i`
 /// belongs to user `i % users`.
 pub enum Sink {
-    /// `POST /ingest/v1/call-events` on a running `serve`, with an ingest token: 202 expected.
-    /// `users[u]` is the `userId` of user `u` (all in account `bench`).
+    /// `POST /ingest/v1/call-events` on the running `serve` nodes, each report to the next node
+    /// in turn, with an ingest token: 202 expected. `users[u]` is the `userId` of user `u` (all
+    /// in account `bench`).
     Ingest {
-        url: Url,
+        urls: RoundRobin<Url>,
         auth: HeaderValue,
         users: Vec<String>,
     },
     /// The event body `{"event": {...}}` straight to the receiver (the baseline): 200 expected.
     /// `webhooks[u]` is the URL of user `u`'s webhook.
     Direct { webhooks: Vec<Url> },
+}
+
+/// A non-empty list handed out one item after another, starting over at the end; shared by
+/// every call task (one atomic counter).
+pub struct RoundRobin<T> {
+    items: Vec<T>,
+    next: AtomicUsize,
+}
+
+impl<T> RoundRobin<T> {
+    /// `None` when `items` is empty.
+    pub fn new(items: Vec<T>) -> Option<RoundRobin<T>> {
+        (!items.is_empty()).then(|| RoundRobin {
+            items,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// The next item in turn.
+    pub fn next(&self) -> &T {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.items[i % self.items.len()]
+    }
 }
 
 /// How one call went.
@@ -138,9 +162,9 @@ impl Sink {
     ) -> Result<Box<str>, String> {
         let json = HeaderValue::from_static("application/json");
         let (request, expected) = match self {
-            Sink::Ingest { url, auth, users } => (
+            Sink::Ingest { urls, auth, users } => (
                 client
-                    .post(url.clone())
+                    .post(urls.next().clone())
                     .header(CONTENT_TYPE, json)
                     .header(AUTHORIZATION, auth.clone())
                     .body(ingest_body(
@@ -376,6 +400,20 @@ mod tests {
             serde_json::from_str(&ingest_body("tp-1", "u0", Step::Active)).expect("valid JSON");
         assert_eq!(v["externalId"], "tp-1");
         assert_eq!(v["state"], "ACTIVE");
+    }
+
+    #[test]
+    fn round_robin_spreads_evenly_over_the_nodes() {
+        let nodes = RoundRobin::new(vec!["a", "b", "c"]).expect("not empty");
+        let mut seen = std::collections::HashMap::new();
+        let order: Vec<&str> = (0..6).map(|_| *nodes.next()).collect();
+        assert_eq!(order, ["a", "b", "c", "a", "b", "c"]);
+        for _ in 0..300 {
+            *seen.entry(*nodes.next()).or_insert(0) += 1;
+        }
+        assert_eq!(seen.len(), 3);
+        assert!(seen.values().all(|&n| n == 100), "{seen:?}");
+        assert!(RoundRobin::<&str>::new(Vec::new()).is_none());
     }
 
     #[test]

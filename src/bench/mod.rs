@@ -14,8 +14,11 @@
 //! - **faults** ([`faults`]): the latency load with healthy webhooks alone, then next to 100
 //!   endpoints that hang, refuse, reset or answer 500.
 //!
-//! Each platform scenario gets its own `serve` on a fresh database ([`session`]; its books in
-//! [`tally`]), so its peak RSS, CPU and database size are its own ([`resources`]). [`verify`]
+//! Each platform scenario gets its own `serve` ([`platform`], [`node`]) on a fresh database
+//! ([`session`]; its books in [`tally`]), so its peak RSS, CPU and database size are its own
+//! ([`resources`]). That database is a SQLite file, or with `--db-server` one of its own on a
+//! PostgreSQL server ([`scratch_db`]) shared by one or more nodes that the load is spread over
+//! ([`store`] says which scenarios that mode runs). [`verify`]
 //! checks every scenario: every accepted report arrived once per webhook, each call's in order;
 //! a run that lost, repeated or reordered anything has `passed = false`. The figures, their ratios to the baseline
 //! and the targets are in [`report`], [`figures`] and [`targets`] (with the machine and settings
@@ -29,6 +32,7 @@ mod context;
 mod faults;
 mod figures;
 mod load;
+mod node;
 mod outage;
 pub mod platform;
 mod plot;
@@ -36,7 +40,9 @@ mod population;
 mod receiver;
 mod report;
 mod resources;
+mod scratch_db;
 mod session;
+pub mod store;
 mod sweeps;
 mod table;
 mod tally;
@@ -45,6 +51,7 @@ mod verify;
 
 pub use plot::write_latency_plot;
 pub use report::Report;
+pub use store::StoreChoice;
 
 use context::{Machine, SettingsEcho};
 use session::Rig;
@@ -58,6 +65,8 @@ pub struct Settings {
     pub exe: PathBuf,
     /// Extra arguments for `serve` (default settings otherwise).
     pub serve_args: Vec<String>,
+    /// The store each session's `serve` nodes share, and how many nodes.
+    pub store: StoreChoice,
     /// The scenarios to run, in the order of [`Scenario::ALL`].
     pub scenarios: Vec<Scenario>,
     /// Reports in the baseline, throughput and each population phase (rounded up to whole
@@ -161,8 +170,8 @@ impl BenchError {
     }
 }
 
-/// Runs the selected scenarios. Every `serve` child and its directory are gone when this
-/// returns, also on error.
+/// Runs the selected scenarios. Every `serve` child, its directory and its PostgreSQL database
+/// are gone when this returns, also on error.
 pub async fn run(settings: &Settings) -> Result<Report, BenchError> {
     let machine = Machine::this();
     let rig = Rig::start(settings).await?;

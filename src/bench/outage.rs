@@ -102,13 +102,13 @@ pub async fn restart(rig: &Rig<'_>) -> Result<Restart, BenchError> {
     let pending = queue_depth(&session).await;
 
     tracing::info!(stored = session.stored, pending, "restart: stopping serve");
-    let at_stop = session.platform.db_bytes();
+    let at_stop = session.platform.db_bytes().await;
     let stop_seconds = session.platform.halt().await.as_secs_f64();
-    let after_stop = session.platform.db_bytes();
+    let after_stop = session.platform.db_bytes().await;
     drop(outage);
     let resumed = session.platform.resume().await?;
-    tracing::info!(listening_in = ?resumed.listening_in, pid = session.platform.pid(), "restart: serve is listening again");
-    let after = session.tally.mark(session.pid());
+    tracing::info!(listening_in = ?resumed.listening_in, pids = ?session.platform.pids(), "restart: serve is listening again");
+    let after = session.tally.mark(&session.pids());
     let check = session
         .tally
         .await_deliveries(label, mark.received, expected)
@@ -123,8 +123,8 @@ pub async fn restart(rig: &Rig<'_>) -> Result<Restart, BenchError> {
         fill_per_second: per_second(stored_events, fill_seconds),
         pending,
         db_bytes_at_stop: at_stop.map(|(db, _)| db),
-        wal_bytes_at_stop: at_stop.map(|(_, wal)| wal),
-        wal_bytes_after_stop: after_stop.map(|(_, wal)| wal),
+        wal_bytes_at_stop: at_stop.and_then(|(_, wal)| wal),
+        wal_bytes_after_stop: after_stop.and_then(|(_, wal)| wal),
         stop_seconds,
         listening_seconds: resumed.listening_in.as_secs_f64(),
         first_delivery_seconds: check
@@ -153,7 +153,7 @@ async fn ingest_unreceived(
         events = calls * 3,
         "ingesting while the receiver answers 503"
     );
-    let mark = session.tally.mark(session.pid());
+    let mark = session.tally.mark(&session.pids());
     let sink = session.sink(group)?;
     let driven = load::closed_loop(&rig.client, sink, label, calls, rig.settings.concurrency).await;
     let expected = session.tally.record(label, group, &driven);

@@ -1,58 +1,68 @@
-//! The platform under test: a real `callhook serve` child process on a fresh database in its own
-//! temporary directory, plus the setup the bench needs on it (tokens through `callhook token
-//! create`, webhooks through the VIS API) and a look at its delivery counters (`GET /metrics`).
+//! The platform under test: one or more real `callhook serve` children ([`Node`]s) on a fresh
+//! database ([`StoreChoice`]: a SQLite file in a temporary directory, or a database of its own
+//! on a PostgreSQL server, [`ScratchDatabase`]), plus the setup the bench needs on it (tokens
+//! through `callhook token create`, webhooks through the first node's VIS API) and a look at its
+//! delivery counters (`GET /metrics` of every node).
 //!
-//! The child gets default settings: every `CALLHOOK_*` variable is removed from its environment,
-//! so only the arguments the bench passes count. [`Platform::restart`] stops it with SIGTERM and
-//! starts it again on the same database. [`Platform::stop`] sends SIGTERM and waits; if the bench
-//! ends any other way (an error, Ctrl-C, a panic), dropping the `Platform` does the same, and
-//! either way the temporary directory is removed.
+//! The children get default settings: every `CALLHOOK_*` variable is removed from their
+//! environment, so only the arguments the bench passes count. [`Platform::halt`] stops them with
+//! SIGTERM and [`Platform::resume`] starts them again on the same database. [`Platform::stop`]
+//! sends SIGTERM and waits, then drops the PostgreSQL database; if the bench ends any other way
+//! (an error, Ctrl-C, a panic), dropping the `Platform` does the same, and either way the
+//! temporary directory (the logs, the SQLite file) is removed.
 
 use super::BenchError;
+use super::node::Node;
+use super::scratch_db::ScratchDatabase;
+use super::store::StoreChoice;
 use reqwest::Client;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde::Serialize;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-/// How long `serve` may take to print its listening line.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long `serve` may take to exit after SIGTERM before it is killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// The VIS base path.
 const VIS: &str = "/t/vbc.prod/vis/v1";
 
 /// Webhooks created at once by [`Platform::create_webhooks`].
 const CREATE_CONCURRENCY: usize = 32;
 
-/// A running `serve` child and its temporary directory.
+/// The database the nodes share.
+enum Database {
+    Sqlite(PathBuf),
+    /// With its size once the nodes had set it up (the schema of a fresh database, some MB).
+    Postgres(ScratchDatabase, Option<u64>),
+}
+
+/// The running `serve` nodes, their database and their temporary directory.
 pub struct Platform {
     exe: PathBuf,
     extra: Vec<String>,
     dir: PathBuf,
-    db: PathBuf,
-    child: Option<Child>,
-    pid: u32,
-    base: String,
+    /// Stopped (on drop too) before the database is dropped: declared first.
+    nodes: Vec<Node>,
+    count: u32,
+    db: Option<Database>,
 }
 
 /// How a start on an existing database went.
 #[derive(Debug, Clone, Copy)]
 pub struct Resumed {
-    /// When the new process was spawned.
+    /// When the new processes were spawned.
     pub spawned: Instant,
-    /// From the spawn to its listening line.
+    /// From the spawn to the last node's listening line.
     pub listening_in: Duration,
 }
 
 /// `callhook_deliveries_total` by outcome, as `serve` counted them (since it started), and
-/// `callhook_delivery_queue_depth`.
+/// `callhook_delivery_queue_depth`. With several nodes: the counts summed over them, the queue
+/// depth (the shared database's) as the first node reports it.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryCounters {
@@ -63,10 +73,18 @@ pub struct DeliveryCounters {
     pub queue_depth: u64,
 }
 
+/// A database's size: its main file(s), and its write-ahead log where it has one of its own
+/// (SQLite; PostgreSQL's log is the whole server's, so `None`).
+pub type DbBytes = (u64, Option<u64>);
+
 impl Platform {
-    /// Starts `exe serve --listen 127.0.0.1:0 --db <fresh> <extra>` and waits for its listening
-    /// line.
-    pub async fn start(exe: &Path, extra: &[String]) -> Result<Platform, BenchError> {
+    /// Creates a fresh database for `store`, starts its nodes (`exe serve --listen
+    /// 127.0.0.1:0 --db <it> <extra>`) and waits for their listening lines.
+    pub async fn start(
+        exe: &Path,
+        extra: &[String],
+        store: &StoreChoice,
+    ) -> Result<Platform, BenchError> {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -74,29 +92,36 @@ impl Platform {
             std::env::temp_dir().join(format!("callhook-bench-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir)
             .map_err(|e| BenchError::io(format!("creating {}", dir.display()), e))?;
-        let db = dir.join("bench.db");
         let mut platform = Platform {
             exe: exe.to_path_buf(),
             extra: extra.to_vec(),
+            db: Some(Database::Sqlite(dir.join("bench.db"))),
             dir,
-            db,
-            child: None,
-            pid: 0,
-            base: String::new(),
+            nodes: Vec::new(),
+            count: store.nodes(),
         };
+        if let StoreChoice::Postgres { server, .. } = store {
+            platform.db = Some(Database::Postgres(
+                ScratchDatabase::create(server).await?,
+                None,
+            ));
+        }
         platform.spawn().await?;
+        if let Some(Database::Postgres(db, empty)) = &mut platform.db {
+            *empty = db.size().await;
+        }
         Ok(platform)
     }
 
-    /// Stops `serve` with SIGTERM and waits for it to exit, keeping its database; returns how
-    /// long that took. [`Platform::resume`] starts it again.
+    /// Stops every node with SIGTERM and waits for them to exit, keeping the database; returns
+    /// how long that took. [`Platform::resume`] starts them again.
     pub async fn halt(&mut self) -> Duration {
         let stopping = Instant::now();
         self.terminate_and_wait().await;
         stopping.elapsed()
     }
 
-    /// Starts `serve` again on the same database, with the same arguments (on a new port).
+    /// Starts the nodes again on the same database, with the same arguments (on new ports).
     pub async fn resume(&mut self) -> Result<Resumed, BenchError> {
         let spawned = Instant::now();
         self.spawn().await?;
@@ -106,56 +131,51 @@ impl Platform {
         })
     }
 
-    /// Spawns `serve` on the database and waits for its listening line.
+    /// Spawns the nodes on the database, one after another, each up to its listening line.
     async fn spawn(&mut self) -> Result<(), BenchError> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .map_err(|e| BenchError::io("opening the serve log", e))?;
-        let mut child = self
-            .command()
-            .arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--db")
-            .arg(&self.db)
-            .args(&self.extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .map_err(|e| BenchError::io(format!("starting {} serve", self.exe.display()), e))?;
-        self.pid = child.id().unwrap_or(0);
-        let stdout = child.stdout.take();
-        self.child = Some(child);
-        let Some(stdout) = stdout else {
-            return Err(self.failed("serve has no stdout"));
-        };
-        let mut lines = BufReader::new(stdout).lines();
-        let first = match tokio::time::timeout(START_TIMEOUT, lines.next_line()).await {
-            Ok(Ok(Some(line))) => line,
-            Ok(Ok(None)) => return Err(self.failed("serve exited before listening")),
-            Ok(Err(e)) => return Err(self.failed(&format!("reading serve's stdout: {e}"))),
-            Err(_) => return Err(self.failed("serve did not print its listening line")),
-        };
-        let Some(address) = first.strip_prefix("callhook listening on ") else {
-            return Err(self.failed(&format!("unexpected first line from serve: {first:?}")));
-        };
-        self.base = address.trim_end_matches('/').to_string();
-        // Keep draining stdout so the pipe never fills.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        for i in 0..self.count {
+            let mut command = self.command();
+            command
+                .arg("serve")
+                .arg("--listen")
+                .arg("127.0.0.1:0")
+                .arg("--db")
+                .arg(self.db_arg())
+                .args(&self.extra);
+            let node = Node::spawn(command, &self.dir.join(format!("serve-{i}.log"))).await?;
+            tracing::info!(
+                node = i,
+                url = node.base_url(),
+                pid = node.pid(),
+                "serve started"
+            );
+            self.nodes.push(node);
+        }
         Ok(())
     }
 
-    /// `http://127.0.0.1:PORT` of the running `serve`.
-    pub fn base_url(&self) -> &str {
-        &self.base
+    /// What `--db` gets: the SQLite file or the PostgreSQL database's URL.
+    fn db_arg(&self) -> OsString {
+        match &self.db {
+            Some(Database::Sqlite(path)) => path.clone().into_os_string(),
+            Some(Database::Postgres(db, _)) => db.url().as_str().into(),
+            None => OsString::new(),
+        }
     }
 
-    /// The child's process id.
-    pub fn pid(&self) -> u32 {
-        self.pid
+    /// `http://127.0.0.1:PORT` of the first node (where the bench creates webhooks).
+    pub fn base_url(&self) -> &str {
+        self.nodes.first().map_or("", Node::base_url)
+    }
+
+    /// `http://127.0.0.1:PORT` of every node, in order.
+    pub fn base_urls(&self) -> Vec<&str> {
+        self.nodes.iter().map(Node::base_url).collect()
+    }
+
+    /// The nodes' process ids.
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().map(Node::pid).collect()
     }
 
     /// Runs `callhook token create --db <db> <args>` and returns the printed token.
@@ -163,7 +183,7 @@ impl Platform {
         let output = self
             .command()
             .args(["token", "create", "--db"])
-            .arg(&self.db)
+            .arg(self.db_arg())
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -182,14 +202,14 @@ impl Platform {
     }
 
     /// Creates one webhook per URL (metadata policy NONE) for the user of `token`, a few at a
-    /// time, through the VIS API.
+    /// time, through the first node's VIS API.
     pub async fn create_webhooks(
         &self,
         client: &Client,
         token: &str,
         urls: impl IntoIterator<Item = String>,
     ) -> Result<(), BenchError> {
-        let endpoint: Arc<str> = format!("{}{VIS}/self/webhooks", self.base).into();
+        let endpoint: Arc<str> = format!("{}{VIS}/self/webhooks", self.base_url()).into();
         let token: Arc<str> = token.into();
         let slots = Arc::new(Semaphore::new(CREATE_CONCURRENCY));
         let mut tasks = JoinSet::new();
@@ -216,55 +236,66 @@ impl Platform {
         Ok(())
     }
 
-    /// Bytes of the database file and of its write-ahead log (0 when there is none).
-    pub fn db_bytes(&self) -> Option<(u64, u64)> {
-        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
-        let mut wal = self.db.clone().into_os_string();
-        wal.push("-wal");
-        Some((size(&self.db)?, size(Path::new(&wal)).unwrap_or(0)))
+    /// The database's bytes: the SQLite file and its write-ahead log (0 when there is none), or
+    /// what PostgreSQL's `pg_database_size` grew by since the nodes set up the fresh database
+    /// (its schema alone is some MB; no log of its own).
+    pub async fn db_bytes(&self) -> Option<DbBytes> {
+        match self.db.as_ref()? {
+            Database::Sqlite(db) => {
+                let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
+                let mut wal = db.clone().into_os_string();
+                wal.push("-wal");
+                Some((size(db)?, Some(size(Path::new(&wal)).unwrap_or(0))))
+            }
+            Database::Postgres(db, empty) => {
+                Some((db.size().await?.saturating_sub((*empty)?), None))
+            }
+        }
     }
 
-    /// Reads `callhook_deliveries_total` and the queue depth from `GET /metrics`.
+    /// Reads `callhook_deliveries_total` and the queue depth from every node's `GET /metrics`.
     pub async fn delivery_counters(&self, client: &Client) -> Result<DeliveryCounters, BenchError> {
-        let text = client
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| BenchError::http("reading /metrics", e))?
-            .text()
-            .await
-            .map_err(|e| BenchError::http("reading /metrics", e))?;
-        Ok(parse_counters(&text))
+        let mut each = Vec::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            let text = client
+                .get(format!("{}/metrics", node.base_url()))
+                .send()
+                .await
+                .and_then(|r| r.error_for_status())
+                .map_err(|e| BenchError::http("reading /metrics", e))?
+                .text()
+                .await
+                .map_err(|e| BenchError::http("reading /metrics", e))?;
+            each.push(parse_counters(&text));
+        }
+        Ok(combine_counters(&each))
     }
 
-    /// Sends SIGTERM, waits for the exit (killing it after a deadline), removes the temporary
-    /// directory. Returns how long the shutdown took.
+    /// Sends SIGTERM to every node, waits for the exits (killing any after a deadline), drops
+    /// the PostgreSQL database and removes the temporary directory. Returns how long the
+    /// shutdown of the nodes took.
     pub async fn stop(mut self) -> Result<Duration, BenchError> {
         let started = Instant::now();
         self.terminate_and_wait().await;
         let took = started.elapsed();
+        if let Some(Database::Postgres(db, _)) = self.db.take()
+            && let Err(e) = db.drop_now().await
+        {
+            tracing::warn!(error = %e, "could not drop the bench database");
+        }
         self.remove_dir();
         Ok(took)
     }
 
-    /// SIGTERM, then wait for the exit (killing it after a deadline).
+    /// SIGTERM to every node, then wait for each (so they stop together).
     async fn terminate_and_wait(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        terminate(self.pid).await;
-        let status = match tokio::time::timeout(STOP_TIMEOUT, child.wait()).await {
-            Ok(status) => status.ok(),
-            Err(_) => {
-                tracing::warn!("serve did not stop within {STOP_TIMEOUT:?} of SIGTERM; killing it");
-                let _ = child.kill().await;
-                None
-            }
-        };
-        if let Some(status) = status.filter(|s| !s.success()) {
-            tracing::warn!(%status, log = %self.log_tail(), "serve exited uncleanly");
+        for node in &self.nodes {
+            node.signal().await;
         }
+        for node in &mut self.nodes {
+            node.wait().await;
+        }
+        self.nodes.clear();
     }
 
     fn command(&self) -> Command {
@@ -278,22 +309,6 @@ impl Platform {
         command
     }
 
-    fn log_path(&self) -> PathBuf {
-        self.dir.join("serve.log")
-    }
-
-    /// The end of what `serve` wrote on stderr.
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-
-    /// A setup error carrying the end of the serve log.
-    fn failed(&self, why: &str) -> BenchError {
-        BenchError::Setup(format!("{why}\n--- serve log ---\n{}", self.log_tail()))
-    }
-
     fn remove_dir(&self) {
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove the bench directory");
@@ -303,31 +318,16 @@ impl Platform {
 
 impl Drop for Platform {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // Not on the normal path (that is `stop`): an error, Ctrl-C or a panic got here.
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &self.pid.to_string()])
-                .status();
-            let deadline = Instant::now() + STOP_TIMEOUT;
-            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.start_kill();
+        // Not on the normal path (that is `stop`): an error, Ctrl-C or a panic got here. The
+        // nodes first (each drop waits for its exit), then the database.
+        for node in &self.nodes {
+            node.signal_now();
         }
+        self.nodes.clear();
+        self.db = None;
         if self.dir.exists() {
             self.remove_dir();
         }
-    }
-}
-
-/// SIGTERM, through `kill(1)` (the crate has no direct libc binding).
-async fn terminate(pid: u32) {
-    let sent = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .await;
-    if !matches!(sent, Ok(s) if s.success()) {
-        tracing::warn!(pid, "could not send SIGTERM to serve");
     }
 }
 
@@ -384,6 +384,22 @@ fn parse_counters(text: &str) -> DeliveryCounters {
     counters
 }
 
+/// Several nodes' counters as one: the counts summed, the queue depth (the shared database's,
+/// which every node sees whole) the first node's.
+fn combine_counters(each: &[DeliveryCounters]) -> DeliveryCounters {
+    let mut all = DeliveryCounters {
+        queue_depth: each.first().map_or(0, |c| c.queue_depth),
+        ..DeliveryCounters::default()
+    };
+    for c in each {
+        all.delivered += c.delivered;
+        all.retried += c.retried;
+        all.failed += c.failed;
+        all.skipped += c.skipped;
+    }
+    all
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,5 +416,18 @@ mod tests {
             (c.delivered, c.retried, c.failed, c.skipped, c.queue_depth),
             (3000, 2, 0, 0, 17)
         );
+    }
+
+    #[test]
+    fn counters_of_several_nodes_add_up_but_the_queue_is_counted_once() {
+        let node = |delivered, failed, queue_depth| DeliveryCounters {
+            delivered,
+            failed,
+            queue_depth,
+            ..DeliveryCounters::default()
+        };
+        let c = combine_counters(&[node(100, 1, 7), node(250, 0, 6), node(50, 2, 7)]);
+        assert_eq!((c.delivered, c.failed, c.queue_depth), (400, 3, 7));
+        assert_eq!(combine_counters(&[]).queue_depth, 0);
     }
 }

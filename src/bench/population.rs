@@ -7,7 +7,7 @@
 use super::BenchError;
 use super::figures::Throughput;
 use super::report::{Population, PopulationLevel};
-use super::resources::peak_rss_bytes;
+use super::resources::largest_peak_rss_bytes;
 use super::session::{Group, NEVER, Rig, Session, calls_for};
 use std::time::Instant;
 
@@ -62,7 +62,7 @@ pub async fn run(rig: &Rig<'_>) -> Result<Population, BenchError> {
             setup_seconds,
             throughput: Throughput::measure(&m.driven, &m.check, m.cpu),
             ratio_to_first: None,
-            peak_rss_bytes: peak_rss_bytes(&session.platform.pid().to_string()),
+            peak_rss_bytes: largest_peak_rss_bytes(&session.pids()),
         });
     }
     let (resources, verification) = session.finish().await;

@@ -55,32 +55,48 @@ impl CpuUse {
 /// A CPU reading at the start of a phase.
 pub struct CpuMark {
     at: Instant,
-    serve_pid: Option<String>,
+    serve_pids: Vec<String>,
     serve: Option<f64>,
     bench: Option<f64>,
 }
 
 impl CpuMark {
-    /// Reads the counters now; `serve_pid` is `None` when no `serve` takes part.
-    pub fn now(serve_pid: Option<u32>) -> CpuMark {
-        let serve_pid = serve_pid.map(|p| p.to_string());
+    /// Reads the counters now; `serve_pids` are the `serve` nodes taking part (none for the
+    /// baseline), whose CPU is summed.
+    pub fn now(serve_pids: &[u32]) -> CpuMark {
+        let serve_pids: Vec<String> = serve_pids.iter().map(u32::to_string).collect();
         CpuMark {
             at: Instant::now(),
-            serve: serve_pid.as_deref().and_then(cpu_seconds),
+            serve: summed_cpu_seconds(&serve_pids),
             bench: cpu_seconds("self"),
-            serve_pid,
+            serve_pids,
         }
     }
 
     /// What was used since this mark.
     pub fn used(&self) -> CpuUse {
-        let serve = self.serve_pid.as_deref().and_then(cpu_seconds);
+        let serve = summed_cpu_seconds(&self.serve_pids);
         CpuUse {
             wall_seconds: self.at.elapsed().as_secs_f64(),
             serve_seconds: serve.zip(self.serve).map(|(b, a)| b - a),
             bench_seconds: cpu_seconds("self").zip(self.bench).map(|(b, a)| b - a),
         }
     }
+}
+
+/// CPU seconds of all of `pids` together: `None` when there are none or one cannot be read.
+fn summed_cpu_seconds(pids: &[String]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|p| cpu_seconds(p)).sum()
+}
+
+/// The largest peak RSS among `pids` (the biggest node), `None` when none can be read.
+pub fn largest_peak_rss_bytes(pids: &[u32]) -> Option<u64> {
+    pids.iter()
+        .filter_map(|p| peak_rss_bytes(&p.to_string()))
+        .max()
 }
 
 #[cfg(test)]
@@ -92,6 +108,18 @@ mod tests {
         if cfg!(target_os = "linux") {
             assert!(cpu_seconds("self").is_some());
             assert!(peak_rss_bytes("self").is_some_and(|b| b > 0));
+        }
+    }
+
+    #[test]
+    fn serve_cpu_is_summed_over_the_nodes_and_absent_without_any() {
+        if cfg!(target_os = "linux") {
+            let me = std::process::id();
+            let one = summed_cpu_seconds(&[me.to_string()]).expect("readable");
+            let two = summed_cpu_seconds(&[me.to_string(), me.to_string()]).expect("readable");
+            assert!(two >= 2.0 * one, "{two} < 2 x {one}");
+            assert_eq!(summed_cpu_seconds(&[]), None);
+            assert!(largest_peak_rss_bytes(&[me]).is_some());
         }
     }
 }

@@ -1,11 +1,11 @@
 //! What every scenario is made of (with its [`Tally`]):
 //! - the [`Rig`] shared by the whole run: the load generator's HTTP client, the counting
 //!   receiver and the numbering of its webhook paths;
-//! - a [`Session`]: a scenario's own `serve` on a fresh database, with its ingest token and the
-//!   [`Group`]s of users and webhooks it set up.
+//! - a [`Session`]: a scenario's own `serve` nodes (one, or several on PostgreSQL) on a fresh
+//!   database, with its ingest token and the [`Group`]s of users and webhooks it set up.
 
 use super::figures::Resources;
-use super::load::{self, Sink};
+use super::load::{self, RoundRobin, Sink};
 use super::platform::{DeliveryCounters, Platform};
 use super::receiver::Receiver;
 use super::report::Verification;
@@ -75,7 +75,8 @@ impl Group {
     }
 }
 
-/// A scenario's own `serve`, with an ingest token.
+/// A scenario's own `serve` nodes, with an ingest token (created once: the nodes share the
+/// database).
 pub struct Session<'r> {
     pub tally: Tally<'r>,
     pub platform: Platform,
@@ -92,12 +93,7 @@ impl<'r> Session<'r> {
     ) -> Result<Session<'r>, BenchError> {
         let extra: Vec<(&str, &str)> = UNLIMITED.iter().chain(extra).copied().collect();
         let args = serve_args(&rig.settings.serve_args, &extra);
-        let platform = Platform::start(&rig.settings.exe, &args).await?;
-        tracing::info!(
-            url = platform.base_url(),
-            pid = platform.pid(),
-            "serve started"
-        );
+        let platform = Platform::start(&rig.settings.exe, &args, &rig.settings.store).await?;
         let ingest = platform
             .create_token(&["--role", "ingest", "--name", "bench-ingest"])
             .await?;
@@ -109,8 +105,9 @@ impl<'r> Session<'r> {
         })
     }
 
-    pub fn pid(&self) -> Option<u32> {
-        Some(self.platform.pid())
+    /// The `serve` nodes' process ids.
+    pub fn pids(&self) -> Vec<u32> {
+        self.platform.pids()
     }
 
     /// Creates the group's users (one token each) and their webhooks, pointing at the receiver.
@@ -135,10 +132,16 @@ impl<'r> Session<'r> {
 
     /// The ingestion sink for the group's users.
     pub fn sink(&self, group: &Group) -> Result<Arc<Sink>, BenchError> {
+        let urls = self
+            .platform
+            .base_urls()
+            .into_iter()
+            .map(|base| format!("{base}/ingest/v1/call-events").parse())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| BenchError::Setup(format!("serve's address is not a URL: {e}")))?;
         Ok(Arc::new(Sink::Ingest {
-            url: format!("{}/ingest/v1/call-events", self.platform.base_url())
-                .parse()
-                .map_err(|e| BenchError::Setup(format!("serve's address is not a URL: {e}")))?,
+            urls: RoundRobin::new(urls)
+                .ok_or_else(|| BenchError::Setup("no serve node is running".into()))?,
             auth: format!("Bearer {}", self.ingest)
                 .parse()
                 .map_err(|_| BenchError::Setup("the ingest token is not a header value".into()))?,
@@ -154,8 +157,8 @@ impl<'r> Session<'r> {
         calls: u32,
     ) -> Result<Measured, BenchError> {
         let sink = self.sink(group)?;
-        let pid = self.pid();
-        let measured = self.tally.closed(label, group, sink, calls, pid).await;
+        let pids = self.pids();
+        let measured = self.tally.closed(label, group, sink, calls, &pids).await;
         self.stored += measured.driven.accepted();
         Ok(measured)
     }
@@ -169,8 +172,11 @@ impl<'r> Session<'r> {
         rate: f64,
     ) -> Result<Measured, BenchError> {
         let sink = self.sink(group)?;
-        let pid = self.pid();
-        let measured = self.tally.open(label, group, sink, calls, rate, pid).await;
+        let pids = self.pids();
+        let measured = self
+            .tally
+            .open(label, group, sink, calls, rate, &pids)
+            .await;
         self.stored += measured.driven.accepted();
         Ok(measured)
     }
@@ -179,8 +185,8 @@ impl<'r> Session<'r> {
     /// scenario.
     pub async fn finish(self) -> (Resources, Verification) {
         let counters = self.quiet_counters().await;
-        let peak_rss = proc::peak_rss_bytes(&self.platform.pid().to_string());
-        let db_bytes = self.platform.db_bytes();
+        let peak_rss = proc::largest_peak_rss_bytes(&self.pids());
+        let db_bytes = self.platform.db_bytes().await;
         let shutdown = self.platform.stop().await.ok();
         let (verification, totals) = self.tally.verify().await;
         let resources = Resources::new(totals, self.stored, peak_rss, db_bytes, counters, shutdown);

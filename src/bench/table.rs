@@ -3,9 +3,11 @@
 //! the baseline's at the same rate), then each scenario's resources and verification, and issue
 //! 5's targets with met or MISSED.
 
+use super::context::SettingsEcho;
 use super::figures::{Latency, Percentiles, Ratios, Resources, Throughput};
 use super::report::Report;
 use super::resources::CpuUse;
+use super::store::{StoreChoice, describe};
 use super::targets::{megabytes, thousands};
 
 /// A section heading, or a row: figure, value, ratio to the baseline.
@@ -190,7 +192,7 @@ impl Report {
         }
         let resources = self.resources();
         if !resources.is_empty() {
-            r.heading("serve: peak RSS / CPU s per 1,000 events / database bytes per event".into());
+            r.heading(resources_heading(&self.settings));
             for (name, res) in resources {
                 r.info(name, resource_line(res));
             }
@@ -243,7 +245,7 @@ fn render(rows: &[Row], report: &Report) -> String {
     }
     let m = &report.machine;
     let mut out = format!(
-        "callhook bench {} ({} build) on {} CPUs{}{}\n",
+        "callhook bench {} ({} build) on {} CPUs{}{}; {}\n",
         report.callhook_version,
         report.build,
         m.cpus,
@@ -252,7 +254,8 @@ fn render(rows: &[Row], report: &Report) -> String {
             .map_or(String::new(), |c| format!(", {c}")),
         m.load_average.map_or(String::new(), |l| format!(
             ", load average {l:.2} at the start"
-        ))
+        )),
+        describe(report.settings.store, report.settings.nodes)
     );
     out.push_str(&format!(
         "{:<w0$}  {:>w1$}  {:>w2$}\n",
@@ -286,6 +289,23 @@ fn render(rows: &[Row], report: &Report) -> String {
         }
     }
     out
+}
+
+/// The heading of the resources rows; with PostgreSQL and several nodes it says what the
+/// figures cover.
+fn resources_heading(settings: &SettingsEcho) -> String {
+    let mut heading =
+        String::from("serve: peak RSS / CPU s per 1,000 events / database bytes per event");
+    if settings.nodes > 1 {
+        heading.push_str(&format!(
+            " (RSS: the largest of {} nodes; CPU: all of them)",
+            settings.nodes
+        ));
+    }
+    if settings.store != StoreChoice::Sqlite.name() {
+        heading.push_str("; database: pg_database_size growth, no WAL");
+    }
+    heading
 }
 
 /// `12,345/s`.

@@ -62,9 +62,10 @@ impl<'r> Tally<'r> {
         }
     }
 
-    pub fn mark(&self, serve_pid: Option<u32>) -> Mark {
+    /// A mark for a phase of the `serve` nodes `serve_pids` (none for the baseline).
+    pub fn mark(&self, serve_pids: &[u32]) -> Mark {
         Mark {
-            cpu: CpuMark::now(serve_pid),
+            cpu: CpuMark::now(serve_pids),
             received: self.rig.receiver.count(),
         }
     }
@@ -139,9 +140,9 @@ impl<'r> Tally<'r> {
         group: &Group,
         sink: Arc<Sink>,
         calls: u32,
-        pid: Option<u32>,
+        pids: &[u32],
     ) -> Measured {
-        let mark = self.mark(pid);
+        let mark = self.mark(pids);
         let settings = self.rig.settings;
         let driven =
             load::closed_loop(&self.rig.client, sink, label, calls, settings.concurrency).await;
@@ -156,9 +157,9 @@ impl<'r> Tally<'r> {
         sink: Arc<Sink>,
         calls: u32,
         rate: f64,
-        pid: Option<u32>,
+        pids: &[u32],
     ) -> Measured {
-        let mark = self.mark(pid);
+        let mark = self.mark(pids);
         let driven =
             load::open_loop(&self.rig.client, sink, label, calls, rate, STEP_SPACING).await;
         self.settle(label, group, driven, mark).await

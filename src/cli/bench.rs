@@ -1,8 +1,8 @@
 //! `callhook bench`: runs the benchmark (see [`crate::bench`]) against `serve`s started from this
-//! very binary, prints the table, writes the JSON and the latency plot, and fails when an event
-//! was lost, repeated or reordered.
+//! very binary (on SQLite, or on PostgreSQL with one or more nodes), prints the table, writes the
+//! JSON and the latency plot, and fails when an event was lost, repeated or reordered.
 
-use crate::bench::{self, Scenario, Settings};
+use crate::bench::{self, Scenario, Settings, StoreChoice};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -44,7 +44,8 @@ const PLOT_FILE: &str = "bench-latency.png";
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Run only these scenarios (repeat, or separate with commas): baseline, throughput, latency,
-    /// fanout, population, backlog, restart, faults. Default: all. Without baseline, no ratios.
+    /// fanout, population, backlog, restart, faults. Default: all (with --db-server: baseline,
+    /// throughput, latency, the only ones that mode runs). Without baseline, no ratios.
     #[arg(
         long = "scenario",
         value_name = "NAME",
@@ -110,6 +111,17 @@ pub struct BenchArgs {
     #[arg(long)]
     quick: bool,
 
+    /// A PostgreSQL server (e.g. postgres://postgres@127.0.0.1:5432/test): each scenario then
+    /// gets a fresh database of its own on it (created and dropped by the bench) instead of a
+    /// SQLite file. The user needs the right to create databases.
+    #[arg(long, value_name = "URL", env = "CALLHOOK_BENCH_DB_SERVER")]
+    db_server: Option<String>,
+
+    /// `serve` nodes per scenario, sharing its database; the load is spread over them in turn.
+    /// More than one needs --db-server.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    nodes: u32,
+
     /// An extra argument for each `serve` under test, e.g. `--serve-arg=--concurrency=512`
     /// (repeat for several). Without it, serve runs with its defaults.
     #[arg(long = "serve-arg", value_name = "ARG", allow_hyphen_values = true)]
@@ -118,17 +130,16 @@ pub struct BenchArgs {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let sizes = if args.quick { &QUICK } else { &FULL };
-    let mut scenarios = if args.scenarios.is_empty() {
-        Scenario::ALL.to_vec()
-    } else {
-        args.scenarios.clone()
-    };
-    scenarios.sort_unstable();
-    scenarios.dedup();
+    let store = StoreChoice::from_flags(args.db_server.as_deref(), args.nodes)
+        .map_err(anyhow::Error::msg)?;
+    let scenarios = store
+        .scenarios(&args.scenarios)
+        .map_err(anyhow::Error::msg)?;
     let restart_events = args.restart_events.unwrap_or(sizes.restart_events);
     let settings = Settings {
         exe: std::env::current_exe().context("finding the callhook binary to start serve from")?,
         serve_args: args.serve_args,
+        store,
         scenarios,
         events: args.events.unwrap_or(sizes.events),
         concurrency: args.concurrency as usize,

@@ -3,6 +3,7 @@
 //! drives a handful of simulated calls through the VIS call-control routes, shows the events
 //! arriving live, then prints the commands to do it all by hand.
 
+use crate::bench::StoreChoice;
 use crate::bench::platform::Platform;
 use crate::client::VisClient;
 use crate::receiver::{self, Format, Goal, Outcome, Output, Settings};
@@ -51,7 +52,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let settings: Vec<String> = ["--sim-answer-after", "1s", "--sim-ring-timeout", "3s"]
         .map(String::from)
         .into();
-    let platform = Platform::start(&exe, &settings).await?;
+    let platform = Platform::start(&exe, &settings, &StoreChoice::Sqlite).await?;
     let result = demo(&platform, &args).await;
     platform.stop().await?;
     result
