@@ -7,8 +7,8 @@
 //! [`call::apply`] always sees the latest state. This also keeps the events (and so the delivery
 //! rows) of one call in `seq` order, which the claim's per-call order relies on.
 
+use super::deliveries;
 use super::rows::{self, CALL_COLUMNS};
-use super::{cluster, deliveries};
 use crate::domain::Timestamp;
 use crate::domain::call::{self, Applied, Call, TransitionError};
 use crate::domain::event::CallEvent;
@@ -149,9 +149,6 @@ pub(super) async fn apply_report(
             },
         };
         let (deliveries, skipped) = record_event(c, call_seq, next, now).await?;
-        if deliveries > 0 {
-            cluster::wake_nodes(c).await?;
-        }
         return Ok(Ok(ApplyOutcome {
             applied,
             deliveries,

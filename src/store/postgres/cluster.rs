@@ -3,9 +3,10 @@
 //! forwarded to the local delivery engine's `Notify` by [`PgStore::forward_wakeups`]).
 
 use super::PgStore;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
@@ -51,15 +52,47 @@ impl Leadership {
     }
 }
 
-/// Tells every listening node (this one included) that deliveries became due. Sent when the
-/// caller's transaction commits, and not at all if it rolls back; notifications of one
-/// transaction are folded into one.
-pub(super) async fn wake_nodes(c: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(WAKE_CHANNEL)
-        .execute(c)
-        .await?;
-    Ok(())
+/// Tells every listening node (this one included) that deliveries became due, after the commit
+/// that made them due, and coalesced: at most one `NOTIFY` in flight per node, plus one more for
+/// whatever came during it. Not inside the transactions that queue deliveries: PostgreSQL
+/// serializes the commits of every transaction that sent a `NOTIFY` (a global lock on the
+/// notification queue), which measured as ingestion commits queueing on `Lock:object` and
+/// throughput bounded by one fsync at a time.
+#[derive(Default)]
+pub(super) struct Announcer {
+    /// A task is sending.
+    busy: AtomicBool,
+    /// Something became due since the task's last `NOTIFY` began.
+    again: AtomicBool,
+}
+
+impl Announcer {
+    pub(super) fn announce(self: &Arc<Self>, pool: &PgPool) {
+        self.again.store(true, Ordering::SeqCst);
+        if self.busy.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (me, pool) = (self.clone(), pool.clone());
+        tokio::spawn(async move {
+            loop {
+                while me.again.swap(false, Ordering::SeqCst) {
+                    if let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
+                        .bind(WAKE_CHANNEL)
+                        .execute(&pool)
+                        .await
+                    {
+                        // The other nodes' timers are the backstop.
+                        tracing::debug!(error = %e, "could not notify the other nodes");
+                    }
+                }
+                me.busy.store(false, Ordering::SeqCst);
+                // A request that came after the last swap and before `busy` was cleared.
+                if !me.again.load(Ordering::SeqCst) || me.busy.swap(true, Ordering::SeqCst) {
+                    return;
+                }
+            }
+        });
+    }
 }
 
 impl PgStore {

@@ -10,8 +10,8 @@
 //! event up to seq N has its rows" can be false when it is read (an event with a lower seq may
 //! still commit), and events would be lost. `webhooks.held_after` exists but stays NULL.
 
+use super::rows::to_ts;
 use super::rows::{self, count_u32};
-use super::{cluster, rows::to_ts};
 use crate::domain::Timestamp;
 use crate::domain::webhook::{MetadataPolicy, SigningAlgo};
 use crate::store::{AttemptEnd, Backlog, Claim, Claimed, DeliveryJob, Finished, Replay};
@@ -390,9 +390,6 @@ pub(super) async fn replay(
             .execute(&mut *c)
             .await?
             .rows_affected();
-            if n > 0 {
-                cluster::wake_nodes(c).await?;
-            }
             Ok(Replay::Queued(n))
         }
     }

@@ -65,6 +65,8 @@ pub struct PgStore {
     shown: Arc<str>,
     /// Whether this node runs the background jobs.
     leadership: Arc<cluster::Leadership>,
+    /// Sends the wake-ups to the other nodes.
+    announcer: Arc<cluster::Announcer>,
 }
 
 /// Connects to the database at `url` on a connection of its own (so that a failure says why,
@@ -76,7 +78,12 @@ async fn connect_and_migrate(url: &str) -> Result<(PgConnectOptions, String, i64
         url: shown.clone(),
         source,
     };
-    let options = PgConnectOptions::from_str(url).map_err(cannot_connect)?;
+    // Custom plans always: the claim's best plan depends on its parameters (how many rows are
+    // due now); a cached generic plan for it joined every stored event on each claim, so
+    // deliveries slowed down as the database grew.
+    let options = PgConnectOptions::from_str(url)
+        .map_err(cannot_connect)?
+        .options([("plan_cache_mode", "force_custom_plan")]);
     let mut conn = sqlx::PgConnection::connect_with(&options)
         .await
         .map_err(cannot_connect)?;
@@ -108,6 +115,7 @@ impl PgStore {
             options,
             shown: shown.into(),
             leadership: Arc::default(),
+            announcer: Arc::default(),
         })
     }
 }
@@ -224,10 +232,15 @@ impl Store for PgStore {
         expire_at: Timestamp,
         purge_at: Timestamp,
     ) -> Result<Option<Webhook>, StoreError> {
-        transaction!(self, |c| webhooks::renew(
+        let renewed = transaction!(self, |c| webhooks::renew(
             c, owner, id, now, expire_at, purge_at
         )
-        .await?)
+        .await?)?;
+        // Its skipped deliveries may be replayed, its held ones resumed: wake the nodes.
+        if renewed.is_some() {
+            self.announcer.announce(&self.pool);
+        }
+        Ok(renewed)
     }
 
     async fn purge_webhooks(&self, now: Timestamp) -> Result<u64, StoreError> {
@@ -244,8 +257,11 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> Result<ApplyOutcome, ApplyError> {
         // A refused report commits a transaction that changed nothing (it only locked the call).
-        let outcome = transaction!(self, |c| calls::apply_report(c, report, now).await?)?;
-        Ok(outcome?)
+        let outcome = transaction!(self, |c| calls::apply_report(c, report, now).await?)??;
+        if outcome.deliveries > 0 {
+            self.announcer.announce(&self.pool);
+        }
+        Ok(outcome)
     }
 
     async fn list_calls(&self, owner: &Owner, page: &CallPage) -> Result<Vec<Call>, StoreError> {
@@ -312,13 +328,12 @@ impl Store for PgStore {
     }
 
     async fn finish_attempts(&self, finished: Vec<Finished>) -> Result<u64, StoreError> {
-        transaction!(self, |c| {
-            let (skipped, resumed) = deliveries::finish_all(c, &finished).await?;
-            if resumed > 0 {
-                cluster::wake_nodes(c).await?;
-            }
-            skipped
-        })
+        let (skipped, resumed) =
+            transaction!(self, |c| deliveries::finish_all(c, &finished).await?)?;
+        if resumed > 0 {
+            self.announcer.announce(&self.pool);
+        }
+        Ok(skipped)
     }
 
     /// One node of those sharing the database at a time (an advisory lock, see
@@ -338,7 +353,7 @@ impl Store for PgStore {
         since: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<Replay, StoreError> {
-        transaction!(self, |c| deliveries::replay(
+        let replay = transaction!(self, |c| deliveries::replay(
             c,
             &owner.account_id,
             &owner.user_id,
@@ -346,7 +361,11 @@ impl Store for PgStore {
             since,
             now
         )
-        .await?)
+        .await?)?;
+        if matches!(replay, Replay::Queued(n) if n > 0) {
+            self.announcer.announce(&self.pool);
+        }
+        Ok(replay)
     }
 
     async fn backlog(&self) -> Result<Backlog, StoreError> {

@@ -120,9 +120,15 @@ CREATE TABLE deliveries (
     -- Replays keep counting attempts; the retry budget starts again after this many.
     replayed_after  INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX deliveries_due ON deliveries (status, next_at);
+-- The claim's order is (next_at, seq): with seq in the index, a claim reads the first due rows
+-- in order instead of sorting every due row (SQLite's index carries the rowid for free).
+CREATE INDEX deliveries_due ON deliveries (status, next_at, seq);
 CREATE INDEX deliveries_webhook ON deliveries (webhook_id, call_seq, seq);
 CREATE INDEX deliveries_pending_by_webhook ON deliveries (webhook_id, next_at) WHERE status = 'pending';
+-- The claim's per-call order check (an earlier pending delivery of the same webhook and call?):
+-- an exact probe. Without it, on a young table whose statistics are not in yet, the planner
+-- probed by webhook alone and filtered, reading every pending row of the webhook per candidate.
+CREATE INDEX deliveries_pending_by_call ON deliveries (webhook_id, call_seq, seq) WHERE status = 'pending';
 "#];
 
 /// The schema version this build writes.

@@ -4,7 +4,6 @@
 //! transaction-scoped advisory lock on the owner (`hashtext(account_id || '/' || user_id)`), so
 //! two creates cannot both see room under the cap and both insert.
 
-use super::cluster;
 use super::rows::{self, WEBHOOK_COLUMNS};
 use crate::domain::Timestamp;
 use crate::domain::identity::Owner;
@@ -113,7 +112,7 @@ pub(super) async fn delete(
 }
 
 /// Moves `expireAt`/`purgeAt`, sets `renewedAt`/`renewedBy`, clears `failed`. A renewed webhook
-/// may have deliveries to take again, so idle nodes are woken (at commit).
+/// may have deliveries to take again: the caller wakes the nodes after the commit.
 pub(super) async fn renew(
     c: &mut PgConnection,
     owner: &Owner,
@@ -122,7 +121,7 @@ pub(super) async fn renew(
     expire_at: Timestamp,
     purge_at: Timestamp,
 ) -> Result<Option<Webhook>, sqlx::Error> {
-    let n = sqlx::query(
+    sqlx::query(
         "UPDATE webhooks SET expire_at = $4, purge_at = $5, renewed_at = $6, renewed_by = $3, \
          failed = FALSE WHERE id = $1 AND account_id = $2 AND user_id = $3",
     )
@@ -133,11 +132,7 @@ pub(super) async fn renew(
     .bind(purge_at.millis())
     .bind(now.millis())
     .execute(&mut *c)
-    .await?
-    .rows_affected();
-    if n > 0 {
-        cluster::wake_nodes(c).await?;
-    }
+    .await?;
     get(c, owner, id).await
 }
 
