@@ -5,7 +5,7 @@
 //! May depend on: the backends in this module's parent.
 
 use super::Store;
-use super::postgres::{PgOpenError, PgStore};
+use super::postgres::{PgOpenError, PgStore, redact_url};
 use super::sqlite::{OpenError, SqliteStore, schema};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,24 +30,12 @@ impl Database {
         Database::Sqlite(PathBuf::from(path))
     }
 
-    /// For logs and messages: a URL's password is replaced with `***`.
+    /// For logs and messages: a URL without its password.
     pub fn shown(&self) -> String {
         match self {
             Database::Sqlite(path) => path.display().to_string(),
-            Database::Postgres(url) => redact(url),
+            Database::Postgres(url) => redact_url(url),
         }
-    }
-}
-
-/// `url` without its password.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(_) => url.to_string(),
-        Err(_) => "(an unparsable PostgreSQL URL)".to_string(),
     }
 }
 
@@ -136,7 +124,7 @@ mod tests {
     #[test]
     fn a_password_is_never_shown() {
         let shown = Database::parse("postgres://me:s3cret@db:5432/calls").shown();
-        assert_eq!(shown, "postgres://me:***@db:5432/calls");
+        assert_eq!(shown, "postgres://me@db:5432/calls");
         assert!(
             !Database::parse("postgres://me:%zz@db/calls")
                 .shown()

@@ -52,7 +52,7 @@ pub(super) fn classify(e: sqlx::Error) -> StoreError {
 
 /// `url` without its password (in the user info or a `password` parameter), for messages and
 /// logs. Text that is not a URL is not shown at all, as it could be anything.
-pub(super) fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
         return "(an unparsable database URL)".into();
     };
