@@ -111,5 +111,6 @@ contract! {
         a_replay_after_renewal_requeues_the_skipped_deliveries,
         a_replay_since_an_instant_requeues_only_events_from_then_on,
         the_backlog_counts_waiting_deliveries_and_the_oldest,
+        the_backlog_counts_what_a_paused_webhook_holds,
     ],
 }

@@ -264,3 +264,39 @@ pub(crate) async fn the_backlog_counts_waiting_deliveries_and_the_oldest(store: 
     assert_eq!(in_flight, backlog(4, 1_000), "in flight still waits");
     assert_eq!(after, backlog(2, 2_000), "w1's c2 and c3");
 }
+
+/// Events held while a webhook is paused are waiting deliveries like any other, whether the
+/// backend writes their rows at once (PostgreSQL) or only when the webhook answers (SQLite's
+/// held ranges); and once it answers they all go out, each call's in order.
+pub(crate) async fn the_backlog_counts_what_a_paused_webhook_holds(store: Arc<dyn Store>) {
+    // Arrange: w1 fails c1 once (paused), then c1's ACTIVE and c2 happen.
+    hook(&store, &ann(), "w1").await;
+    event(&store, &ann(), "c1", CallState::Ringing, 1_000).await;
+    let probe = take(&store, claim(1_000, 2_000)).await;
+    finish(&store, &probe[0], retry_at(3_000), 1_100).await;
+    event(&store, &ann(), "c1", CallState::Active, 1_200).await;
+    event(&store, &ann(), "c2", CallState::Ringing, 1_300).await;
+
+    // Act
+    let paused = store.backlog().await.expect("backlog");
+    let before_retry = take(&store, claim(2_000, 2_500)).await;
+    let retried = take(&store, claim(3_000, 4_000)).await;
+    finish(&store, &retried[0], AttemptEnd::Delivered, 3_100).await;
+    let resumed = take(&store, claim(3_200, 4_000)).await;
+
+    // Assert
+    assert_eq!(paused.pending, 3, "the probe and the two held events");
+    assert_eq!(paused.oldest, Some(at(1_000)));
+    assert!(
+        before_retry.is_empty(),
+        "held: nothing due before the retry"
+    );
+    assert_eq!(whats(&retried), [job("w1", "c1", "RINGING")]);
+    let mut after = whats(&resumed);
+    after.sort();
+    assert_eq!(
+        after,
+        [job("w1", "c1", "ACTIVE"), job("w1", "c2", "RINGING")],
+        "both held events, c1's after its RINGING"
+    );
+}
