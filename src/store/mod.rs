@@ -7,6 +7,7 @@
 //! causes is one transaction; every method either fully happens or not at all.
 pub mod open;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 use crate::domain::Timestamp;

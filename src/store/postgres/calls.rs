@@ -14,12 +14,11 @@ use crate::domain::call::{self, Applied, Call, TransitionError};
 use crate::domain::event::CallEvent;
 use crate::domain::identity::Owner;
 use crate::domain::report::CallReport;
+use crate::store::sql::{self, FINAL_STATES};
 use crate::store::{ApplyOutcome, CallFilter, SortKey};
 use sqlx::PgConnection;
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
-
-const FINAL_STATES: &str = "('ANSWERED', 'CANCELLED', 'REJECTED', 'MISSED')";
 
 /// A query parameter of a call filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,17 +80,7 @@ pub(super) fn filter_sql(owner: &Owner, filter: &CallFilter) -> (String, Vec<Arg
 /// (`COLLATE "C"`, not the database's locale), and NULL as the smallest value (PostgreSQL puts
 /// NULL last in ascending order).
 pub(super) fn sort_expr(key: SortKey, descending: bool) -> String {
-    let (column, text) = match key {
-        SortKey::StartTime => ("start_time", false),
-        SortKey::AnswerTime => ("answer_time", false),
-        SortKey::EndTime => ("end_time", false),
-        SortKey::Duration => ("duration", false),
-        SortKey::State => ("state", true),
-        SortKey::Direction => ("direction", true),
-        SortKey::PhoneNumber => ("phone_number", true),
-        SortKey::ExternalId => ("external_id", true),
-        SortKey::Id => ("id", true),
-    };
+    let (column, text) = sql::sort_column(key);
     let collate = if text { " COLLATE \"C\"" } else { "" };
     let order = if descending {
         "DESC NULLS LAST"
@@ -231,17 +220,6 @@ mod tests {
     use super::*;
     use crate::domain::CallState;
     use crate::domain::call::Direction;
-
-    #[test]
-    fn final_states_sql_matches_the_domain() {
-        for state in CallState::ALL {
-            assert_eq!(
-                FINAL_STATES.contains(&format!("'{}'", state.as_str())),
-                state.is_final(),
-                "{state:?}"
-            );
-        }
-    }
 
     #[test]
     fn filter_parameters_are_numbered_in_the_order_they_are_bound() {

@@ -6,11 +6,10 @@ use crate::domain::Timestamp;
 use crate::domain::call::Call;
 use crate::domain::event::CallEvent;
 use crate::domain::identity::Owner;
-use crate::store::{CallFilter, SortKey};
+use crate::store::CallFilter;
+use crate::store::sql::FINAL_STATES;
 use rusqlite::types::Value;
 use rusqlite::{Connection, params};
-
-const FINAL_STATES: &str = "('ANSWERED', 'CANCELLED', 'REJECTED', 'MISSED')";
 
 /// The WHERE clause (after the owner) and its parameters for a call filter.
 pub(super) fn filter_sql(owner: &Owner, filter: &CallFilter) -> (String, Vec<Value>) {
@@ -43,20 +42,6 @@ pub(super) fn filter_sql(owner: &Owner, filter: &CallFilter) -> (String, Vec<Val
         args.push(to.millis().into());
     }
     (sql, args)
-}
-
-pub(super) fn sort_column(key: SortKey) -> &'static str {
-    match key {
-        SortKey::StartTime => "start_time",
-        SortKey::AnswerTime => "answer_time",
-        SortKey::EndTime => "end_time",
-        SortKey::Duration => "duration",
-        SortKey::State => "state",
-        SortKey::Direction => "direction",
-        SortKey::PhoneNumber => "phone_number",
-        SortKey::ExternalId => "external_id",
-        SortKey::Id => "id",
-    }
 }
 
 /// Writes a call's new state, its event and the deliveries it causes (inside the writer's
@@ -128,21 +113,4 @@ pub(super) fn record_change(
         event_seq,
         now,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::CallState;
-
-    #[test]
-    fn final_states_sql_matches_the_domain() {
-        for state in CallState::ALL {
-            assert_eq!(
-                FINAL_STATES.contains(&format!("'{}'", state.as_str())),
-                state.is_final(),
-                "{state:?}"
-            );
-        }
-    }
 }

@@ -448,7 +448,7 @@ impl Store for SqliteStore {
         let sql = format!(
             "SELECT {} FROM calls WHERE {where_sql} ORDER BY {} {direction}, seq {direction} LIMIT ? OFFSET ?",
             rows::CALL_COLUMNS,
-            calls::sort_column(page.sort)
+            super::sql::sort_column(page.sort).0
         );
         let size = i64::try_from(page.size).unwrap_or(i64::MAX);
         let offset = i64::try_from(page.page.saturating_mul(page.size)).unwrap_or(i64::MAX);
