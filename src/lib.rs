@@ -12,6 +12,8 @@
 //! - [`housekeeping`]: background jobs over the store trait (purging expired webhooks).
 //! - [`bench`]: `callhook bench`: drives a real `serve` over HTTP; depends on nothing internal.
 //! - [`telephony`]: how call events enter (one `CallSink` for every source) and the simulated telephony.
+//! - [`sip`]: the SIP call observer (`serve --sip`): a relaying SIP proxy whose dialogs become
+//!   call reports through `telephony::CallSink`; depends on `domain`, `metrics`, `telephony`.
 //! - [`client`]: typed VIS REST API client (base URL + bearer token); depends on nothing internal.
 //! - [`receiver`]: `callhook listen`: takes deliveries over HTTP, verifies, prints, saves, forwards;
 //!   depends on `signing` and `domain` only, never on the store.
@@ -33,5 +35,6 @@ pub mod metrics;
 pub mod receiver;
 pub mod signing;
 pub mod simulate;
+pub mod sip;
 pub mod store;
 pub mod telephony;

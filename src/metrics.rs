@@ -1,4 +1,4 @@
-//! Prometheus metrics: what the delivery engine and the API's rate limit count, and what
+//! Prometheus metrics: what the delivery engine, the API's rate limit and the SIP observer count, and what
 //! `GET /metrics` serves.
 //!
 //! May depend on: prometheus-client only. The engine and the API record into it; the API encodes it.
@@ -36,6 +36,14 @@ pub struct Metrics {
     queue_depth: Gauge,
     oldest_pending_seconds: Gauge<f64, AtomicU64>,
     rate_limited: Counter,
+    sip_messages: Family<ResultLabels, Counter>,
+    sip_calls: Family<ResultLabels, Counter>,
+    sip_reports: Family<ResultLabels, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
 }
 
 impl Default for Metrics {
@@ -78,8 +86,31 @@ impl Metrics {
             "Requests refused with 429 by the per-token rate limit",
             rate_limited.clone(),
         );
+        let sip_messages = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "sip_messages",
+            "SIP messages the proxy received, by what became of them (received, forwarded, \
+             answered, dropped, malformed)",
+            sip_messages.clone(),
+        );
+        let sip_calls = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "sip_calls",
+            "New SIP calls (dialogs) seen: followed, unknown_parties (relayed, no event) or \
+             refused_full (503: too many calls followed at once)",
+            sip_calls.clone(),
+        );
+        let sip_reports = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "sip_reports",
+            "Call state reports derived from SIP, by outcome (applied, refused, failed)",
+            sip_reports.clone(),
+        );
         Metrics {
             registry,
+            sip_messages,
+            sip_calls,
+            sip_reports,
             deliveries,
             attempt_seconds,
             queue_depth,
@@ -107,6 +138,25 @@ impl Metrics {
     /// Counts one request refused by the per-token rate limit.
     pub fn rate_limited(&self) {
         self.rate_limited.inc();
+    }
+
+    /// Counts one SIP message by what became of it.
+    pub fn sip_message(&self, result: &'static str) {
+        self.sip_messages
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// Counts one new SIP call by whether it is followed.
+    pub fn sip_call(&self, result: &'static str) {
+        self.sip_calls.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    /// Counts one report derived from SIP by its outcome.
+    pub fn sip_report(&self, result: &'static str) {
+        self.sip_reports
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 
     fn count(&self, outcome: &str, n: u64) {

@@ -7,6 +7,8 @@ use crate::delivery::{ClientSettings, Engine, EngineSettings, Sender};
 use crate::domain::target::TargetPolicy;
 use crate::housekeeping;
 use crate::metrics::Metrics;
+use crate::sip::observe::Timers;
+use crate::sip::users::Users;
 use crate::store::{Database, Opened};
 use crate::telephony::CallSink;
 use crate::telephony::sim::{SimSettings, SimTelephony};
@@ -50,6 +52,36 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     sim: SimArgs,
+
+    #[command(flatten)]
+    sip: SipArgs,
+}
+
+/// The SIP call observer (off unless `--sip` is given).
+#[derive(Debug, clap::Args)]
+struct SipArgs {
+    /// Relay SIP (UDP) on this address and turn the calls it relays into call events, e.g.
+    /// 127.0.0.1:5060; port 0 picks a free port. The real address is printed on start.
+    #[arg(long, env = "CALLHOOK_SIP")]
+    sip: Option<String>,
+
+    /// The address the proxy writes in Via and Record-Route, when --sip binds 0.0.0.0.
+    #[arg(long, env = "CALLHOOK_SIP_ADVERTISE", requires = "sip")]
+    sip_advertise: Option<std::net::SocketAddr>,
+
+    /// Which SIP parties are callhook users (TOML, or JSON when the name ends in .json); calls
+    /// between parties it does not name are relayed but make no events.
+    #[arg(long, env = "CALLHOOK_SIP_USERS", requires = "sip")]
+    sip_users: Option<std::path::PathBuf>,
+
+    /// An answered SIP call with no signalling for this long has died and ends (ANSWERED); a
+    /// Session-Expires header replaces it for its call.
+    #[arg(long, env = "CALLHOOK_SIP_SESSION_TIMEOUT", default_value = "1h", value_parser = super::parse_duration)]
+    sip_session_timeout: Duration,
+
+    /// The most SIP calls followed at once; a new call beyond it is refused with 503.
+    #[arg(long, env = "CALLHOOK_SIP_MAX_CALLS", default_value_t = 100_000)]
+    sip_max_calls: usize,
 }
 
 /// What one client may ask of the server.
@@ -125,6 +157,35 @@ struct DeliveryArgs {
     targets: Option<String>,
 }
 
+async fn bind_sip(args: &SipArgs, bind: &str) -> anyhow::Result<crate::sip::Bound> {
+    let users = match &args.sip_users {
+        Some(path) => Users::load(path).map_err(|e| anyhow::anyhow!("--sip-users: {e}"))?,
+        None => {
+            tracing::warn!("--sip without --sip-users: calls are relayed but none makes an event");
+            Users::default()
+        }
+    };
+    let bind = tokio::net::lookup_host(bind)
+        .await
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .with_context(|| format!("--sip {bind} is not an address (IP:PORT)"))?;
+    tracing::info!(users = users.len(), "SIP users loaded");
+    let settings = crate::sip::Settings {
+        bind,
+        advertise: args.sip_advertise,
+        users,
+        timers: Timers {
+            session: args.sip_session_timeout,
+            ..Timers::default()
+        },
+        max_calls: args.sip_max_calls,
+    };
+    crate::sip::Bound::bind(settings)
+        .await
+        .with_context(|| format!("cannot relay SIP on {bind}"))
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let db = Database::parse(&args.db);
     let opened = Opened::open(&db).await.context("opening the database")?;
@@ -146,11 +207,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         targets,
     })
     .context("building the HTTP client")?;
+    let sip = match &args.sip.sip {
+        Some(bind) => Some(bind_sip(&args.sip, bind).await?),
+        None => None,
+    };
     let signals = StopSignals::install().context("installing signal handlers")?;
     survive_file_size_limit().context("installing signal handlers")?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "callhook listening on http://{address}")?;
+        if let Some(sip) = &sip {
+            writeln!(out, "callhook relaying SIP on udp://{}", sip.local_addr())?;
+        }
         out.flush()?;
     }
     tracing::info!(%address, db = %db.shown(), targets = targets.as_str(), "serving");
@@ -191,6 +259,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         background.spawn(async move { rate_limit.prune_until(shutdown).await });
     }
     let sink = CallSink::new(store.clone(), delivery_wake.clone(), metrics.clone());
+    if let Some(sip) = sip {
+        background.spawn(sip.run(sink.clone(), metrics.clone(), shutdown.clone()));
+    }
     let sim = SimTelephony::new(
         sink.clone(),
         store.clone(),

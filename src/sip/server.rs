@@ -1,0 +1,298 @@
+//! The SIP observer at work: one UDP socket, one task that parses, relays and observes every
+//! message in arrival order (so a dialog's messages are observed in the order they crossed the
+//! proxy), a once-a-second timer for the dialogs that died, and report workers that hand the
+//! reports to [`CallSink`] in order per call, several calls at once.
+//!
+//! A report is handed on after the message that caused it is relayed, so the database never
+//! delays signalling; the queue to the workers is bounded, and when it is full the relay waits
+//! rather than drop an event.
+//!
+//! May depend on: `sip::*`, `domain`, `metrics`, `telephony::CallSink`, tokio.
+
+use super::facts::{Facts, Kind, Method};
+use super::observe::{Note, OUTBOUND_SUFFIX, Observer, Timers};
+use super::relay::{Action, Hop, Relay};
+use super::users::Users;
+use crate::domain::report::CallReport;
+use crate::domain::time::Timestamp;
+use crate::metrics::Metrics;
+use crate::store::ApplyError;
+use crate::telephony::CallSink;
+use rsipstack::sip::{Header, SipMessage};
+use std::hash::BuildHasher;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How the observer runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The address to bind (UDP).
+    pub bind: SocketAddr,
+    /// The address written in Via and Record-Route; default: the bound one (which must then
+    /// not be 0.0.0.0 or ::).
+    pub advertise: Option<SocketAddr>,
+    pub users: Users,
+    pub timers: Timers,
+    /// The most calls followed at once; a new call beyond it is refused with 503.
+    pub max_calls: usize,
+}
+
+/// Report workers; a call always goes to the same one, so its reports keep their order.
+const WORKERS: usize = 16;
+/// Reports queued per worker before the relay waits.
+const QUEUE: usize = 4096;
+/// How often a report is tried when the store fails, before it is given up (and logged).
+const STORE_TRIES: u32 = 6;
+
+/// A bound SIP socket, ready to run.
+pub struct Bound {
+    socket: Arc<UdpSocket>,
+    relay: Relay,
+    settings: Settings,
+}
+
+impl Bound {
+    pub async fn bind(settings: Settings) -> anyhow::Result<Bound> {
+        let socket = UdpSocket::bind(settings.bind).await?;
+        let bound = socket.local_addr()?;
+        let local = match settings.advertise {
+            Some(addr) => addr,
+            None if bound.ip().is_unspecified() => anyhow::bail!(
+                "--sip {bound} binds every address: say which one goes in Via and Record-Route \
+                 with --sip-advertise IP:PORT"
+            ),
+            None => bound,
+        };
+        Ok(Bound {
+            socket: Arc::new(socket),
+            relay: Relay::new(local),
+            settings,
+        })
+    }
+
+    /// The address the socket is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.socket.local_addr().unwrap_or(self.settings.bind)
+    }
+
+    /// Relays and observes until `shutdown`, then hands on the reports still queued.
+    pub async fn run(self, sink: CallSink, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+        let mut workers = tokio::task::JoinSet::new();
+        let mut queues = Vec::with_capacity(WORKERS);
+        for _ in 0..WORKERS {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            queues.push(tx);
+            workers.spawn(apply_reports(rx, sink.clone(), metrics.clone()));
+        }
+        let mut proxy = Proxy {
+            socket: self.socket,
+            relay: self.relay,
+            observer: Observer::new(
+                self.settings.users,
+                self.settings.timers,
+                self.settings.max_calls,
+            ),
+            metrics,
+            queues,
+            spread: std::collections::hash_map::RandomState::new(),
+        };
+        proxy.serve(shutdown).await;
+        drop(proxy);
+        while workers.join_next().await.is_some() {}
+    }
+}
+
+struct Proxy {
+    socket: Arc<UdpSocket>,
+    relay: Relay,
+    observer: Observer,
+    metrics: Arc<Metrics>,
+    queues: Vec<mpsc::Sender<CallReport>>,
+    spread: std::collections::hash_map::RandomState,
+}
+
+impl Proxy {
+    async fn serve(&mut self, shutdown: CancellationToken) {
+        let mut buf = vec![0u8; 65_536];
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reports = Vec::new();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = tick.tick() => self.observer.expire(Timestamp::now(), &mut reports),
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((n, from)) => self.take(&buf[..n], from, &mut reports).await,
+                    // An ICMP error from an earlier send, for instance: not fatal.
+                    Err(e) => tracing::debug!(error = %e, "SIP socket receive failed"),
+                },
+            }
+            for report in reports.drain(..) {
+                let call_id = report
+                    .external_id
+                    .strip_suffix(OUTBOUND_SUFFIX)
+                    .unwrap_or(&report.external_id);
+                let queue = &self.queues[self.spread.hash_one(call_id) as usize % WORKERS];
+                // A worker only stops when its queue is dropped, which happens after this loop.
+                let _ = queue.send(report).await;
+            }
+        }
+    }
+
+    /// One datagram: parse, relay, observe.
+    async fn take(&mut self, bytes: &[u8], from: SocketAddr, reports: &mut Vec<CallReport>) {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return; // A keep-alive (RFC 5626 CRLF ping).
+        }
+        self.metrics.sip_message("received");
+        let (message, facts) = match parse(bytes) {
+            Ok(parsed) => parsed,
+            Err(why) => {
+                self.metrics.sip_message("malformed");
+                tracing::debug!(%from, why, "malformed SIP message dropped");
+                return;
+            }
+        };
+        let now = Timestamp::now();
+        let initial_invite = facts.kind == Kind::Request(Method::Invite) && facts.to.tag.is_none();
+        let action = match message {
+            SipMessage::Request(req) => {
+                let copy = initial_invite.then(|| req.clone());
+                let action = self.relay.request(req, from);
+                match (action, copy) {
+                    (Action::Forward(hop, bytes), Some(req)) => {
+                        match self.observer.observe(&facts, now, reports) {
+                            Note::Full => {
+                                self.metrics.sip_call("refused_full");
+                                tracing::warn!(
+                                    calls = self.observer.len(),
+                                    "SIP call refused (503): too many calls followed"
+                                );
+                                self.relay.respond(&req, from, 503)
+                            }
+                            note => {
+                                match note {
+                                    Note::NewCall => self.metrics.sip_call("followed"),
+                                    Note::Unknown => self.metrics.sip_call("unknown_parties"),
+                                    _ => {}
+                                }
+                                Action::Forward(hop, bytes)
+                            }
+                        }
+                    }
+                    (action, _) => {
+                        if matches!(action, Action::Forward(..)) {
+                            self.observer.observe(&facts, now, reports);
+                        }
+                        action
+                    }
+                }
+            }
+            SipMessage::Response(resp) => {
+                let action = self.relay.response(resp);
+                if matches!(action, Action::Forward(..)) {
+                    self.observer.observe(&facts, now, reports);
+                }
+                action
+            }
+        };
+        self.send(action).await;
+    }
+
+    async fn send(&self, action: Action) {
+        let (to, bytes, result) = match action {
+            Action::Forward(Hop::Addr(to), bytes) => (to, bytes, "forwarded"),
+            Action::Reply(to, bytes) => (to, bytes, "answered"),
+            Action::Forward(Hop::Name(name, port), bytes) => {
+                // Resolving may take a while: not on the relay's path.
+                self.metrics.sip_message("forwarded");
+                let socket = self.socket.clone();
+                tokio::spawn(async move {
+                    match tokio::net::lookup_host((name.as_str(), port)).await {
+                        Ok(mut addrs) => {
+                            if let Some(to) = addrs.next() {
+                                let _ = socket.send_to(&bytes, to).await;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::info!(%name, error = %e, "SIP next hop does not resolve")
+                        }
+                    }
+                });
+                return;
+            }
+            Action::Drop(why) => {
+                self.metrics.sip_message("dropped");
+                tracing::debug!(why, "SIP message dropped");
+                return;
+            }
+        };
+        self.metrics.sip_message(result);
+        if let Err(e) = self.socket.send_to(&bytes, to).await {
+            tracing::debug!(%to, error = %e, "SIP send failed");
+        }
+    }
+}
+
+/// Parses a datagram and reads its facts; a body shorter than its Content-Length is refused.
+pub fn parse(bytes: &[u8]) -> Result<(SipMessage, Facts), String> {
+    let message = SipMessage::try_from(bytes).map_err(|e| e.to_string())?;
+    let (headers, body) = match &message {
+        SipMessage::Request(r) => (&r.headers, &r.body),
+        SipMessage::Response(r) => (&r.headers, &r.body),
+    };
+    let declared = headers.iter().find_map(|h| match h {
+        Header::ContentLength(l) => Some(l.value().trim().parse::<usize>()),
+        _ => None,
+    });
+    match declared {
+        Some(Ok(n)) if n > body.len() => return Err("body shorter than Content-Length".into()),
+        Some(Err(_)) => return Err("unreadable Content-Length".into()),
+        _ => {}
+    }
+    let facts = Facts::of(&message)?;
+    Ok((message, facts))
+}
+
+/// Hands one worker's reports to the sink, in order.
+async fn apply_reports(
+    mut queue: mpsc::Receiver<CallReport>,
+    sink: CallSink,
+    metrics: Arc<Metrics>,
+) {
+    while let Some(report) = queue.recv().await {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match sink.report(&report).await {
+                Ok(_) => metrics.sip_report("applied"),
+                Err(ApplyError::Refused(e)) => {
+                    metrics.sip_report("refused");
+                    tracing::warn!(call = %report.external_id, error = %e, "SIP call report refused");
+                }
+                Err(ApplyError::Store(e)) if tries < STORE_TRIES => {
+                    tracing::warn!(error = %e, tries, "SIP call report not stored; trying again");
+                    tokio::time::sleep(Duration::from_millis(100 << tries)).await;
+                    continue;
+                }
+                Err(ApplyError::Store(e)) => {
+                    metrics.sip_report("failed");
+                    tracing::error!(call = %report.external_id, state = report.state.as_str(), error = %e, "SIP call report lost: the store keeps failing");
+                }
+            }
+            break;
+        }
+    }
+}
+
+impl std::fmt::Debug for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bound")
+            .field("local", &self.relay.local())
+            .finish()
+    }
+}
