@@ -4,7 +4,7 @@
 //! a request does, and panics when an invariant breaks; so the fuzz targets and the regression test
 //! cannot drift apart.
 //!
-//! Not a public API (hidden from the docs). Depends on `domain` and `signing` only.
+//! Not a public API (hidden from the docs). Depends on `domain`, `signing` and `sip` only.
 
 use crate::domain::call::{self, Applied, Call, CallState, TransitionError, allowed};
 use crate::domain::report::CallReport;
@@ -20,10 +20,11 @@ pub type Harness = fn(&[u8]);
 
 /// Every fuzz target by name (the name of its `fuzz/fuzz_targets/` file and of its
 /// `fuzz/regressions/` directory).
-pub const TARGETS: [(&str, Harness); 3] = [
+pub const TARGETS: [(&str, Harness); 4] = [
     ("ingest_body", ingest_body),
     ("canonical_signing", canonical_signing),
     ("webhook_url", webhook_url),
+    ("sip_message", sip_message),
 ];
 
 /// The clock the ingestion harness passes for reports without `at` (2001-09-09).
@@ -274,4 +275,94 @@ fn literal_ip(url: &url::Url) -> Option<IpAddr> {
         url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
         url::Host::Domain(_) => None,
     }
+}
+
+/// The SIP observer: the input is one or more datagrams separated by NUL bytes, each parsed as the
+/// proxy parses it, relayed (requests as if from a caller) and observed in order. Nothing may
+/// panic; a relayed message must parse again with the same Call-ID, a relayed request must carry
+/// our Via on top and a relayed response must no longer; and every report must be a transition
+/// the state machine allows from the state that party's call was last reported in, at a time no
+/// earlier than that report.
+pub fn sip_message(data: &[u8]) {
+    use crate::sip::observe::{Observer, Timers};
+    use crate::sip::relay::{Action, Relay};
+    use crate::sip::server::parse;
+    use crate::sip::users::Users;
+    use rsipstack::sip::SipMessage;
+    use std::collections::HashMap;
+
+    let users = Users::parse(
+        "[[users]]\nextension = \"alice\"\naccount = \"1\"\nuser = \"alice\"\n\
+         [[users]]\nextension = \"bob\"\naccount = \"1\"\nuser = \"bob\"\n",
+        false,
+    )
+    .expect("fixed users file");
+    let local: std::net::SocketAddr = "127.0.0.1:5060".parse().expect("fixed address");
+    let relay = Relay::new(local);
+    let mut observer = Observer::new(users, Timers::default(), 4);
+    let mut last: HashMap<(String, String), (CallState, Timestamp)> = HashMap::new();
+    let mut clock = NOW;
+    for datagram in data.split(|b| *b == 0) {
+        clock += 250;
+        let now = Timestamp::from_millis(clock).expect("fixed clock");
+        let Ok((message, facts)) = parse(datagram) else {
+            continue;
+        };
+        let forwarded = match message {
+            SipMessage::Request(req) => relay.request(req, "127.0.0.1:5061".parse().expect("addr")),
+            SipMessage::Response(resp) => relay.response(resp),
+        };
+        let is_request = facts_is_request(&facts);
+        if let Action::Forward(_, bytes) = &forwarded {
+            let (again, again_facts) = parse(bytes).unwrap_or_else(|e| {
+                panic!(
+                    "relayed message does not parse again ({e}): {}",
+                    String::from_utf8_lossy(bytes)
+                )
+            });
+            assert_eq!(again_facts.call_id, facts.call_id);
+            let top = again_top_via(&again);
+            assert_eq!(
+                is_request,
+                top.contains(&local.to_string()),
+                "top Via after relaying: {top}"
+            );
+            let mut reports = Vec::new();
+            observer.observe(&facts, now, &mut reports);
+            observer.expire(
+                Timestamp::from_millis(clock + 3_600_000).expect("clock"),
+                &mut reports,
+            );
+            for r in reports {
+                let key = (r.account_id.clone(), r.external_id.clone());
+                let at = r.at.expect("SIP reports carry their time");
+                let previous = last.get(&key);
+                assert!(
+                    allowed(previous.map(|p| p.0), r.state, r.direction),
+                    "{:?} -> {:?} for {key:?}",
+                    previous.map(|p| p.0),
+                    r.state
+                );
+                assert!(
+                    previous.is_none_or(|p| p.1 <= at),
+                    "report earlier than the last"
+                );
+                last.insert(key, (r.state, at));
+            }
+            assert!(observer.len() <= 4, "followed more calls than allowed");
+        }
+    }
+}
+
+fn facts_is_request(facts: &crate::sip::facts::Facts) -> bool {
+    matches!(facts.kind, crate::sip::facts::Kind::Request(_))
+}
+
+fn again_top_via(message: &rsipstack::sip::SipMessage) -> String {
+    use rsipstack::sip::HeadersExt;
+    message
+        .via_header()
+        .and_then(|v| v.first_value())
+        .map(|v| v.value().to_string())
+        .unwrap_or_default()
 }

@@ -28,3 +28,6 @@ pub mod server;
 pub mod users;
 
 pub use server::{Bound, Settings};
+
+#[cfg(test)]
+mod tests;
