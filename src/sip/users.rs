@@ -171,6 +171,13 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_file_in_deploy_is_valid() {
+        let users = Users::parse(include_str!("../../deploy/sip-users.toml"), false).unwrap();
+        assert_eq!(users.len(), 4);
+        assert_eq!(users.find(Some("bob"), "127.0.0.1").unwrap().user, "bob");
+    }
+
+    #[test]
     fn bad_entries_are_refused_with_their_place() {
         let cases = [
             (

@@ -79,6 +79,8 @@ pub struct Server {
     child: Option<Child>,
     stdout_reader: Option<JoinHandle<Vec<String>>>,
     base: String,
+    /// The SIP proxy's address, when started with `--sip`.
+    sip: Option<std::net::SocketAddr>,
     starts: usize,
     client: reqwest::Client,
 }
@@ -139,6 +141,7 @@ impl Server {
             child: None,
             stdout_reader: None,
             base: String::new(),
+            sip: None,
             starts: 0,
             client,
         }
@@ -187,6 +190,7 @@ impl Server {
         let (tx, rx) = mpsc::channel::<String>();
         // Reads the listening line, then keeps draining stdout so the pipe never fills; returns
         // whatever else the server printed on stdout (the contract says: nothing).
+        let wants_sip = self.extra_args.iter().any(|a| a == "--sip");
         let reader = std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             match lines.next() {
@@ -194,6 +198,10 @@ impl Server {
                     let _ = tx.send(first);
                 }
                 _ => return Vec::new(),
+            }
+            // With --sip, the second line is the SIP address.
+            if wants_sip && let Some(Ok(second)) = lines.next() {
+                let _ = tx.send(second);
             }
             drop(tx);
             lines.map_while(Result::ok).collect()
@@ -214,6 +222,23 @@ impl Server {
             }
             Err(e) => self.fail(&format!("server did not print its listening line: {e}")),
         }
+        if wants_sip {
+            let line = rx.recv_timeout(START_TIMEOUT).unwrap_or_default();
+            match line
+                .strip_prefix("callhook relaying SIP on udp://")
+                .and_then(|a| a.parse().ok())
+            {
+                Some(addr) => self.sip = Some(addr),
+                None => self.fail(&format!(
+                    "second stdout line is not `callhook relaying SIP on udp://IP:PORT`: {line:?}"
+                )),
+            }
+        }
+    }
+
+    /// The SIP proxy's address (the server was started with `--sip`).
+    pub fn sip_addr(&self) -> std::net::SocketAddr {
+        self.sip.expect("server started with --sip")
     }
 
     fn fail(&mut self, why: &str) -> ! {
