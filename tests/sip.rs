@@ -61,9 +61,27 @@ fn call(server: &Server, flow: Flow, keys: &[(&str, &str)]) {
     let uas = Uas::start(flow, keys, Some(1)).expect("start the SIPp callee");
     let mut all = vec![("caller", "alice"), ("caller_name", "Alice Liddell")];
     all.extend_from_slice(keys);
-    let run = sipp::run_uac(flow, uas.addr(), Some(server.sip_addr()), "bob", &all, 1, 10.0, SIPP_TIMEOUT)
-        .unwrap_or_else(|e| panic!("SIPp caller failed: {e}\n--- server log ---\n{}", server.log()));
-    assert_eq!((run.successful, run.failed), (1, 0), "SIPp's count of calls");
+    let run = sipp::run_uac(
+        flow,
+        uas.addr(),
+        Some(server.sip_addr()),
+        "bob",
+        &all,
+        1,
+        10.0,
+        SIPP_TIMEOUT,
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "SIPp caller failed: {e}\n--- server log ---\n{}",
+            server.log()
+        )
+    });
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "SIPp's count of calls"
+    );
 }
 
 /// The events that arrived on `path` once `n` have, in arrival order.
@@ -75,7 +93,10 @@ async fn events(receiver: &Receiver, path: &str, n: usize) -> Vec<Value> {
 }
 
 fn states(events: &[Value]) -> Vec<&str> {
-    events.iter().map(|e| e["state"].as_str().unwrap_or("?")).collect()
+    events
+        .iter()
+        .map(|e| e["state"].as_str().unwrap_or("?"))
+        .collect()
 }
 
 /// The fields every event of one side of the call carries.
@@ -121,7 +142,10 @@ async fn an_answered_call_reports_both_sides_with_its_duration() {
     assert_eq!(alice[3]["duration"], bob[3]["duration"]);
     assert!(bob[3]["endTime"].is_string() && bob[2]["answerTime"].is_string());
     let text = metrics(&server).await;
-    assert!(text.contains("callhook_sip_calls_total{result=\"followed\"} 1"), "{text}");
+    assert!(
+        text.contains("callhook_sip_calls_total{result=\"followed\"} 1"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -146,8 +170,16 @@ async fn busy_and_declined_are_rejected_by_the_callee() {
         return;
     }
     let (server, receiver) = platform().await;
-    call(&server, Flow::Refuse, &[("code", "486"), ("reason", "Busy Here")]);
-    call(&server, Flow::Refuse, &[("code", "603"), ("reason", "Decline")]);
+    call(
+        &server,
+        Flow::Refuse,
+        &[("code", "486"), ("reason", "Busy Here")],
+    );
+    call(
+        &server,
+        Flow::Refuse,
+        &[("code", "603"), ("reason", "Decline")],
+    );
     let bob = events(&receiver, "/bob", 6).await;
     let alice = events(&receiver, "/alice", 6).await;
     for (side, end) in [(&bob, "REJECTED"), (&alice, "CANCELLED")] {
@@ -164,8 +196,16 @@ async fn no_answer_is_missed_by_the_callee() {
         return;
     }
     let (server, receiver) = platform().await;
-    call(&server, Flow::Refuse, &[("code", "480"), ("reason", "Temporarily Unavailable")]);
-    call(&server, Flow::Refuse, &[("code", "408"), ("reason", "Request Timeout")]);
+    call(
+        &server,
+        Flow::Refuse,
+        &[("code", "480"), ("reason", "Temporarily Unavailable")],
+    );
+    call(
+        &server,
+        Flow::Refuse,
+        &[("code", "408"), ("reason", "Request Timeout")],
+    );
     let bob = events(&receiver, "/bob", 6).await;
     let alice = events(&receiver, "/alice", 6).await;
     for (side, end) in [(&bob, "MISSED"), (&alice, "CANCELLED")] {
@@ -186,11 +226,25 @@ async fn hold_and_resume_are_held_for_the_holder_and_remote_held_for_the_other()
     let alice = events(&receiver, "/alice", 6).await;
     assert_eq!(
         states(&alice),
-        ["INITIALIZING", "RINGING", "ACTIVE", "HELD", "ACTIVE", "ANSWERED"]
+        [
+            "INITIALIZING",
+            "RINGING",
+            "ACTIVE",
+            "HELD",
+            "ACTIVE",
+            "ANSWERED"
+        ]
     );
     assert_eq!(
         states(&bob),
-        ["INITIALIZING", "RINGING", "ACTIVE", "REMOTE_HELD", "ACTIVE", "ANSWERED"]
+        [
+            "INITIALIZING",
+            "RINGING",
+            "ACTIVE",
+            "REMOTE_HELD",
+            "ACTIVE",
+            "ANSWERED"
+        ]
     );
     assert_side(&alice, "OUTBOUND", "bob", None);
     // answerTime stays the first answer through hold and resume.
@@ -203,16 +257,35 @@ async fn a_call_to_a_stranger_reports_only_the_caller_and_is_not_internal() {
         return;
     }
     let (server, receiver) = platform().await;
-    let uas = Uas::start(Flow::Answer, &[("hold_ms", "0")], Some(1)).expect("start the SIPp callee");
-    let keys = [("caller", "alice"), ("caller_name", "Alice"), ("hold_ms", "0")];
-    let run = sipp::run_uac(Flow::Answer, uas.addr(), Some(server.sip_addr()), "stranger", &keys, 1, 10.0, SIPP_TIMEOUT)
-        .expect("SIPp caller");
+    let uas =
+        Uas::start(Flow::Answer, &[("hold_ms", "0")], Some(1)).expect("start the SIPp callee");
+    let keys = [
+        ("caller", "alice"),
+        ("caller_name", "Alice"),
+        ("hold_ms", "0"),
+    ];
+    let run = sipp::run_uac(
+        Flow::Answer,
+        uas.addr(),
+        Some(server.sip_addr()),
+        "stranger",
+        &keys,
+        1,
+        10.0,
+        SIPP_TIMEOUT,
+    )
+    .expect("SIPp caller");
     assert_eq!(run.successful, 1);
     let alice = events(&receiver, "/alice", 4).await;
     assert_eq!(alice[0]["internal"], false);
     assert_eq!(alice[0]["phoneNumber"], "stranger");
     // Not in one account with anyone: the externalId is the Call-ID itself.
-    assert!(!alice[0]["externalId"].as_str().unwrap_or_default().ends_with(";outbound"));
+    assert!(
+        !alice[0]["externalId"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with(";outbound")
+    );
     assert!(receiver.requests_on("/bob").is_empty());
 }
 
@@ -244,17 +317,33 @@ async fn garbage_floods_and_strays_are_counted_and_break_nothing() {
     // The proxy is still relaying and observing: a real call goes through and reports.
     call(&server, Flow::Answer, &[("hold_ms", "0")]);
     let bob = events(&receiver, "/bob", 4).await;
-    assert_eq!(states(&bob), ["INITIALIZING", "RINGING", "ACTIVE", "ANSWERED"]);
+    assert_eq!(
+        states(&bob),
+        ["INITIALIZING", "RINGING", "ACTIVE", "ANSWERED"]
+    );
     let text = metrics(&server).await;
     let count = |what: &str| -> u64 {
         text.lines()
-            .find_map(|l| l.strip_prefix(&format!("callhook_sip_messages_total{{result=\"{what}\"}} ")))
+            .find_map(|l| {
+                l.strip_prefix(&format!(
+                    "callhook_sip_messages_total{{result=\"{what}\"}} "
+                ))
+            })
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or(0)
     };
     // UDP on loopback may drop a datagram under a flood, never invent one.
-    assert!(count("malformed") <= garbage && count("malformed") > garbage / 2, "{text}");
-    assert!(count("dropped") >= 1, "the stray response is dropped: {text}");
-    assert!(text.contains("callhook_sip_calls_total{result=\"followed\"} 1"), "{text}");
+    assert!(
+        count("malformed") <= garbage && count("malformed") > garbage / 2,
+        "{text}"
+    );
+    assert!(
+        count("dropped") >= 1,
+        "the stray response is dropped: {text}"
+    );
+    assert!(
+        text.contains("callhook_sip_calls_total{result=\"followed\"} 1"),
+        "{text}"
+    );
     assert_eq!(server.get_anon("/healthz").await.status, 200);
 }

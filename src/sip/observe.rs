@@ -120,6 +120,11 @@ impl Observer {
         self.calls.is_empty()
     }
 
+    /// Whether the call with this Call-ID is being followed (or, ended, still remembered).
+    pub fn follows(&self, call_id: &str) -> bool {
+        self.calls.contains_key(call_id)
+    }
+
     /// Takes in one relayed message seen at `now`; appends the reports it causes to `out`.
     pub fn observe(&mut self, facts: &Facts, now: Timestamp, out: &mut Vec<CallReport>) -> Note {
         if facts.kind == Kind::Request(Method::Invite) && facts.to.tag.is_none() {
