@@ -56,32 +56,36 @@ async fn platform() -> (Server, Receiver) {
     (server, receiver)
 }
 
-/// One call from alice ("Alice Liddell") to bob through the proxy, with this flow and extra keys.
-fn call(server: &Server, flow: Flow, keys: &[(&str, &str)]) {
-    let uas = Uas::start(flow, keys, Some(1)).expect("start the SIPp callee");
-    let mut all = vec![("caller", "alice"), ("caller_name", "Alice Liddell")];
-    all.extend_from_slice(keys);
-    let run = sipp::run_uac(
-        flow,
-        uas.addr(),
-        Some(server.sip_addr()),
-        "bob",
-        &all,
-        1,
-        10.0,
-        SIPP_TIMEOUT,
-    )
-    .unwrap_or_else(|e| {
-        panic!(
-            "SIPp caller failed: {e}\n--- server log ---\n{}",
-            server.log()
-        )
-    });
+/// One call from alice ("Alice Liddell") to `callee` through the proxy, with this flow and extra
+/// keys; SIPp runs off the test's runtime, which keeps serving the receiver.
+async fn call_to(server: &Server, callee: &str, flow: Flow, keys: &[(&str, &str)]) {
+    let mut all: Vec<(String, String)> = vec![
+        ("service".into(), callee.into()),
+        ("caller".into(), "alice".into()),
+        ("caller_name".into(), "Alice Liddell".into()),
+    ];
+    all.extend(keys.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let proxy = server.sip_addr();
+    let run = tokio::task::spawn_blocking(move || {
+        let keys: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let uas = Uas::start(flow, &keys, Some(1))?;
+        sipp::run_uac(flow, uas.addr(), Some(proxy), &keys, 1, 10.0, SIPP_TIMEOUT)
+    })
+    .await
+    .expect("sipp thread");
+    let run =
+        run.unwrap_or_else(|e| panic!("SIPp failed: {e}\n--- server log ---\n{}", server.log()));
     assert_eq!(
         (run.successful, run.failed),
         (1, 0),
-        "SIPp's count of calls"
+        "SIPp's count of calls: {}\n--- server log ---\n{}",
+        run.errors,
+        server.log()
     );
+}
+
+async fn call(server: &Server, flow: Flow, keys: &[(&str, &str)]) {
+    call_to(server, "bob", flow, keys).await
 }
 
 /// The events that arrived on `path` once `n` have, in arrival order.
@@ -127,7 +131,7 @@ async fn an_answered_call_reports_both_sides_with_its_duration() {
         return;
     }
     let (server, receiver) = platform().await;
-    call(&server, Flow::Answer, &[("hold_ms", "1500")]);
+    call(&server, Flow::Answer, &[("hold_ms", "1500")]).await;
     let bob = events(&receiver, "/bob", 4).await;
     let alice = events(&receiver, "/alice", 4).await;
     let sequence = ["INITIALIZING", "RINGING", "ACTIVE", "ANSWERED"];
@@ -154,7 +158,7 @@ async fn a_caller_who_hangs_up_while_ringing_is_cancelled_and_the_callee_missed_
         return;
     }
     let (server, receiver) = platform().await;
-    call(&server, Flow::Cancel, &[]);
+    call(&server, Flow::Cancel, &[]).await;
     let bob = events(&receiver, "/bob", 3).await;
     let alice = events(&receiver, "/alice", 3).await;
     assert_eq!(states(&bob), ["INITIALIZING", "RINGING", "MISSED"]);
@@ -174,12 +178,14 @@ async fn busy_and_declined_are_rejected_by_the_callee() {
         &server,
         Flow::Refuse,
         &[("code", "486"), ("reason", "Busy Here")],
-    );
+    )
+    .await;
     call(
         &server,
         Flow::Refuse,
         &[("code", "603"), ("reason", "Decline")],
-    );
+    )
+    .await;
     let bob = events(&receiver, "/bob", 6).await;
     let alice = events(&receiver, "/alice", 6).await;
     for (side, end) in [(&bob, "REJECTED"), (&alice, "CANCELLED")] {
@@ -200,12 +206,14 @@ async fn no_answer_is_missed_by_the_callee() {
         &server,
         Flow::Refuse,
         &[("code", "480"), ("reason", "Temporarily Unavailable")],
-    );
+    )
+    .await;
     call(
         &server,
         Flow::Refuse,
         &[("code", "408"), ("reason", "Request Timeout")],
-    );
+    )
+    .await;
     let bob = events(&receiver, "/bob", 6).await;
     let alice = events(&receiver, "/alice", 6).await;
     for (side, end) in [(&bob, "MISSED"), (&alice, "CANCELLED")] {
@@ -221,7 +229,7 @@ async fn hold_and_resume_are_held_for_the_holder_and_remote_held_for_the_other()
         return;
     }
     let (server, receiver) = platform().await;
-    call(&server, Flow::Hold, &[("hold_ms", "300")]);
+    call(&server, Flow::Hold, &[("hold_ms", "300")]).await;
     let bob = events(&receiver, "/bob", 6).await;
     let alice = events(&receiver, "/alice", 6).await;
     assert_eq!(
@@ -257,25 +265,7 @@ async fn a_call_to_a_stranger_reports_only_the_caller_and_is_not_internal() {
         return;
     }
     let (server, receiver) = platform().await;
-    let uas =
-        Uas::start(Flow::Answer, &[("hold_ms", "0")], Some(1)).expect("start the SIPp callee");
-    let keys = [
-        ("caller", "alice"),
-        ("caller_name", "Alice"),
-        ("hold_ms", "0"),
-    ];
-    let run = sipp::run_uac(
-        Flow::Answer,
-        uas.addr(),
-        Some(server.sip_addr()),
-        "stranger",
-        &keys,
-        1,
-        10.0,
-        SIPP_TIMEOUT,
-    )
-    .expect("SIPp caller");
-    assert_eq!(run.successful, 1);
+    call_to(&server, "stranger", Flow::Answer, &[("hold_ms", "0")]).await;
     let alice = events(&receiver, "/alice", 4).await;
     assert_eq!(alice[0]["internal"], false);
     assert_eq!(alice[0]["phoneNumber"], "stranger");
@@ -315,7 +305,7 @@ async fn garbage_floods_and_strays_are_counted_and_break_nothing() {
         socket.send_to(&datagram, proxy).expect("send");
     }
     // The proxy is still relaying and observing: a real call goes through and reports.
-    call(&server, Flow::Answer, &[("hold_ms", "0")]);
+    call(&server, Flow::Answer, &[("hold_ms", "0")]).await;
     let bob = events(&receiver, "/bob", 4).await;
     assert_eq!(
         states(&bob),
@@ -332,14 +322,19 @@ async fn garbage_floods_and_strays_are_counted_and_break_nothing() {
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or(0)
     };
-    // UDP on loopback may drop a datagram under a flood, never invent one.
+    // A flood overflows the socket's receive buffer, so some datagrams never reach the proxy
+    // (the kernel drops them); of those that do, every garbage one is counted malformed and
+    // none is relayed.
+    let received = count("received");
+    assert!(received <= 2_000 + 10, "{text}");
     assert!(
-        count("malformed") <= garbage && count("malformed") > garbage / 2,
+        count("malformed") >= 1 && count("malformed") <= garbage,
         "{text}"
     );
+    assert!(count("dropped") >= 1, "stray responses are dropped: {text}");
     assert!(
-        count("dropped") >= 1,
-        "the stray response is dropped: {text}"
+        count("malformed") + count("dropped") + count("forwarded") + count("answered") == received,
+        "every datagram received is accounted for: {text}"
     );
     assert!(
         text.contains("callhook_sip_calls_total{result=\"followed\"} 1"),

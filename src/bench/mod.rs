@@ -12,7 +12,9 @@
 //! - **backlog** and **restart** ([`outage`]): events queued while the receiver answers 503, then
 //!   drained; a database full of events and pending deliveries, stopped and started again;
 //! - **faults** ([`faults`]): the latency load with healthy webhooks alone, then next to 100
-//!   endpoints that hang, refuse, reset or answer 500.
+//!   endpoints that hang, refuse, reset or answer 500;
+//! - **sip** ([`sip`]): SIPp calls at rising rates straight to a SIPp callee and through
+//!   `serve --sip` ([`sipp`] runs SIPp): calls/s without failures, added INVITE->200 latency.
 //!
 //! Each platform scenario gets its own `serve` ([`platform`], [`node`]) on a fresh database
 //! ([`session`]; its books in [`tally`]), so its peak RSS, CPU and database size are its own
@@ -42,6 +44,8 @@ mod report;
 mod resources;
 mod scratch_db;
 mod session;
+mod sip;
+pub mod sipp;
 pub mod store;
 mod sweeps;
 mod table;
@@ -106,10 +110,11 @@ pub enum Scenario {
     Backlog,
     Restart,
     Faults,
+    Sip,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::Baseline,
         Scenario::Throughput,
         Scenario::Latency,
@@ -118,6 +123,7 @@ impl Scenario {
         Scenario::Backlog,
         Scenario::Restart,
         Scenario::Faults,
+        Scenario::Sip,
     ];
 
     pub fn name(self) -> &'static str {
@@ -130,6 +136,7 @@ impl Scenario {
             Scenario::Backlog => "backlog",
             Scenario::Restart => "restart",
             Scenario::Faults => "faults",
+            Scenario::Sip => "sip",
         }
     }
 }
@@ -190,6 +197,7 @@ pub async fn run(settings: &Settings) -> Result<Report, BenchError> {
             Scenario::Backlog => report.backlog = Some(outage::backlog(&rig).await?),
             Scenario::Restart => report.restart = Some(outage::restart(&rig).await?),
             Scenario::Faults => report.faults = Some(faults::run(&rig).await?),
+            Scenario::Sip => report.sip = sip::run(&rig).await?,
         }
     }
     rig.stop().await;

@@ -25,7 +25,31 @@ pub struct Node {
 impl Node {
     /// Spawns `command` (a `serve` command line), its stderr appended to `log`, and waits for
     /// its listening line.
-    pub async fn spawn(mut command: Command, log: &Path) -> Result<Node, BenchError> {
+    pub async fn spawn(command: Command, log: &Path) -> Result<Node, BenchError> {
+        Ok(Node::spawn_reading(command, log, false).await?.0)
+    }
+
+    /// [`Node::spawn`] for a `serve --sip`: also reads its second line, the SIP address.
+    pub async fn spawn_sip(
+        command: Command,
+        log: &Path,
+    ) -> Result<(Node, std::net::SocketAddr), BenchError> {
+        let (node, sip) = Node::spawn_reading(command, log, true).await?;
+        let line = sip.unwrap_or_default();
+        match line
+            .strip_prefix("callhook relaying SIP on udp://")
+            .and_then(|a| a.parse().ok())
+        {
+            Some(addr) => Ok((node, addr)),
+            None => Err(node.failed(&format!("unexpected second line from serve: {line:?}"))),
+        }
+    }
+
+    async fn spawn_reading(
+        mut command: Command,
+        log: &Path,
+        sip_line: bool,
+    ) -> Result<(Node, Option<String>), BenchError> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -58,9 +82,17 @@ impl Node {
             return Err(node.failed(&format!("unexpected first line from serve: {first:?}")));
         };
         node.base = address.trim_end_matches('/').to_string();
+        let second = match sip_line {
+            true => tokio::time::timeout(START_TIMEOUT, lines.next_line())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten(),
+            false => None,
+        };
         // Keep draining stdout so the pipe never fills.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(node)
+        Ok((node, second))
     }
 
     /// `http://127.0.0.1:PORT` of this `serve`.

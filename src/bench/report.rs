@@ -38,6 +38,8 @@ pub struct Report {
     pub restart: Option<Restart>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub faults: Option<Faults>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sip: Option<SipScenario>,
     /// Issue 5's (and issue 6's) targets that this run could judge.
     pub targets: Vec<Target>,
     /// Sums over every platform scenario.
@@ -286,6 +288,63 @@ impl Verification {
     }
 }
 
+/// SIPp calls at rising rates, straight and through `serve --sip` (issue 8).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SipScenario {
+    pub steps: Vec<SipStep>,
+    /// Call reports the proxied calls should have made (8 per call), and what became of them.
+    pub reports_expected: u64,
+    pub reports_applied: u64,
+    pub reports_refused: u64,
+    /// From the last call to the last report applied (or the stall timeout).
+    pub reports_wait_seconds: f64,
+}
+
+/// One rate: the same number of calls straight to the callee, then through the proxy.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SipStep {
+    pub rate: f64,
+    pub calls: u64,
+    pub direct: SipFigures,
+    pub proxied: SipFigures,
+    /// Proxied minus direct, INVITE -> 200, in ms.
+    pub added_p50_ms: Option<f64>,
+    pub added_p99_ms: Option<f64>,
+}
+
+impl SipStep {
+    pub fn new(rate: f64, calls: u64, direct: SipFigures, proxied: SipFigures) -> SipStep {
+        let minus = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
+        SipStep {
+            rate,
+            calls,
+            added_p50_ms: minus(proxied.p50_ms, direct.p50_ms),
+            added_p99_ms: minus(proxied.p99_ms, direct.p99_ms),
+            direct,
+            proxied,
+        }
+    }
+
+    /// Every call went through without a SIPp failure.
+    pub fn clean(&self) -> bool {
+        self.proxied.failed == 0 && self.proxied.successful == self.calls
+    }
+}
+
+/// What SIPp saw in one run: calls, and INVITE -> 200 in ms.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SipFigures {
+    pub successful: u64,
+    pub failed: u64,
+    pub samples: u64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+}
+
 impl Report {
     pub fn new(machine: Machine, settings: SettingsEcho) -> Report {
         Report {
@@ -307,6 +366,7 @@ impl Report {
             backlog: None,
             restart: None,
             faults: None,
+            sip: None,
             targets: Vec::new(),
             verification: Totals::default(),
         }
@@ -362,7 +422,15 @@ impl Report {
             }
             failures.extend(v.failures(scenario.name()));
         }
-        if self.verifications().is_empty() {
+        if let Some(sip) = &self.sip
+            && (sip.reports_applied != sip.reports_expected || sip.reports_refused > 0)
+        {
+            failures.push(format!(
+                "sip: {} of {} call reports applied, {} refused or failed",
+                sip.reports_applied, sip.reports_expected, sip.reports_refused
+            ));
+        }
+        if self.verifications().is_empty() && self.sip.is_none() {
             failures.push("no scenario ran".into());
         }
         self.verification = totals;

@@ -190,6 +190,43 @@ impl Report {
             let x = f.p99_ratio.map_or("-".into(), |x| format!("{x:.2}"));
             r.info("p99 next to them over p99 alone", x);
         }
+        if let Some(sip) = &self.sip {
+            r.heading(
+                "sip: SIPp calls straight / through serve --sip (ms: INVITE sent -> 200 taken in)"
+                    .into(),
+            );
+            let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.3}"));
+            for s in &sip.steps {
+                let at = format!("{}/s", thousands(s.rate));
+                for (how, f) in [("straight", &s.direct), ("proxied", &s.proxied)] {
+                    r.info(
+                        &format!("{at} {how}: ok/failed, p50/p99/max"),
+                        format!(
+                            "{}/{}, {} / {} / {}",
+                            f.successful,
+                            f.failed,
+                            ms(f.p50_ms),
+                            ms(f.p99_ms),
+                            ms(f.max_ms)
+                        ),
+                    );
+                }
+                r.info(
+                    &format!("{at} added p50/p99"),
+                    format!("{} / {}", ms(s.added_p50_ms), ms(s.added_p99_ms)),
+                );
+            }
+            r.info(
+                "call reports applied/expected, refused",
+                format!(
+                    "{}/{}, {} (waited {:.1} s)",
+                    sip.reports_applied,
+                    sip.reports_expected,
+                    sip.reports_refused,
+                    sip.reports_wait_seconds
+                ),
+            );
+        }
         let resources = self.resources();
         if !resources.is_empty() {
             r.heading(resources_heading(&self.settings));

@@ -177,6 +177,35 @@ pub fn judge(report: &Report) -> Vec<Target> {
             met: first.is_some_and(|s| s < RESTART_SECONDS),
         });
     }
+    if let Some(sip) = &report.sip {
+        use super::sip::{TARGET_ADDED_P99_MS, TARGET_RATE};
+        let best = sip
+            .steps
+            .iter()
+            .filter(|s| s.clean())
+            .map(|s| s.rate)
+            .fold(0.0, f64::max);
+        out.push(Target {
+            scenario: "sip",
+            figure: "call setups/s through the proxy without a SIPp failure (issue 8)".into(),
+            target: format!(">= {}", thousands(TARGET_RATE)),
+            value: thousands(best),
+            met: best >= TARGET_RATE,
+        });
+        if let Some(step) = sip.steps.iter().find(|s| s.rate == TARGET_RATE) {
+            let added = step.added_p99_ms.unwrap_or(f64::INFINITY);
+            out.push(Target {
+                scenario: "sip",
+                figure: format!(
+                    "added INVITE->200 p99 at {}/s (issue 8)",
+                    thousands(TARGET_RATE)
+                ),
+                target: format!("< {TARGET_ADDED_P99_MS} ms"),
+                value: format!("{added:.3} ms"),
+                met: added < TARGET_ADDED_P99_MS,
+            });
+        }
+    }
     if let Some(f) = &report.faults {
         let x = f.p99_ratio.unwrap_or(f64::INFINITY);
         out.push(Target {

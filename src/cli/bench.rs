@@ -44,7 +44,7 @@ const PLOT_FILE: &str = "bench-latency.png";
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Run only these scenarios (repeat, or separate with commas): baseline, throughput, latency,
-    /// fanout, population, backlog, restart, faults. Default: all (with --db-server: baseline,
+    /// fanout, population, backlog, restart, faults, sip. Default: all (with --db-server: baseline,
     /// throughput, latency, the only ones that mode runs). Without baseline, no ratios.
     #[arg(
         long = "scenario",
