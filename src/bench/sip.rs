@@ -121,9 +121,9 @@ fn figures(run: &SippRun) -> SipFigures {
         successful: run.successful,
         failed: run.failed,
         samples: run.invite_to_200_us.len() as u64,
-        p50_ms: ms(0.50),
-        p99_ms: ms(0.99),
-        max_ms: ms(1.0),
+        p50_ms: ms(50.0),
+        p99_ms: ms(99.0),
+        max_ms: ms(100.0),
     }
 }
 
