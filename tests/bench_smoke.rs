@@ -102,6 +102,32 @@ fn quick_bench_delivers_every_event_exactly_once_in_call_order_in_every_scenario
         }
     }
 
+    // The SIP scenario (SIPp is installed wherever .ci/run ran): every call through the proxy
+    // completed, and every call report it made was applied.
+    if report.get("sip").is_some() {
+        let sip = &report["sip"];
+        assert!(count(sip, "reportsExpected") > 0, "{sip:#}");
+        assert_eq!(
+            count(sip, "reportsApplied"),
+            count(sip, "reportsExpected"),
+            "{sip:#}"
+        );
+        assert_eq!(count(sip, "reportsRefused"), 0, "{sip:#}");
+        for step in sip["steps"].as_array().expect("sip steps") {
+            assert_eq!(count(&step["proxied"], "failed"), 0, "{step:#}");
+            assert_eq!(
+                count(&step["proxied"], "successful"),
+                count(step, "calls"),
+                "{step:#}"
+            );
+        }
+    } else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "no sip section under CI"
+        );
+    }
+
     // Every platform scenario's serve counted what the receiver got, retried only where the
     // receiver was down, failed nothing, and was stopped. (The faults scenario's dead endpoints
     // keep deliveries retrying past its end, so its serve never has an empty queue to count.)

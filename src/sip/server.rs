@@ -1,5 +1,5 @@
-//! The SIP observer at work: one UDP socket, one task that parses, relays and observes every
-//! message in arrival order (so a dialog's messages are observed in the order they crossed the
+//! The SIP observer at work: one UDP socket, one task on a thread of its own that parses,
+//! relays and observes every message in arrival order (so a dialog's messages are observed in the order they crossed the
 //! proxy), a once-a-second timer for the dialogs that died, and report workers that hand the
 //! reports to [`CallSink`] in order per call, several calls at once.
 //!
@@ -50,14 +50,15 @@ const STORE_TRIES: u32 = 6;
 
 /// A bound SIP socket, ready to run.
 pub struct Bound {
-    socket: Arc<UdpSocket>,
+    socket: std::net::UdpSocket,
     relay: Relay,
     settings: Settings,
 }
 
 impl Bound {
     pub async fn bind(settings: Settings) -> anyhow::Result<Bound> {
-        let socket = UdpSocket::bind(settings.bind).await?;
+        let socket = std::net::UdpSocket::bind(settings.bind)?;
+        socket.set_nonblocking(true)?;
         let bound = socket.local_addr()?;
         let local = match settings.advertise {
             Some(addr) => addr,
@@ -68,7 +69,7 @@ impl Bound {
             None => bound,
         };
         Ok(Bound {
-            socket: Arc::new(socket),
+            socket,
             relay: Relay::new(local),
             settings,
         })
@@ -79,7 +80,9 @@ impl Bound {
         self.socket.local_addr().unwrap_or(self.settings.bind)
     }
 
-    /// Relays and observes until `shutdown`, then hands on the reports still queued.
+    /// Relays and observes until `shutdown`, then hands on the reports still queued. The relay
+    /// runs on a thread of its own (a single-threaded runtime), so a datagram never waits behind
+    /// the API's or the delivery engine's tasks; the report workers run on the caller's runtime.
     pub async fn run(self, sink: CallSink, metrics: Arc<Metrics>, shutdown: CancellationToken) {
         let mut workers = tokio::task::JoinSet::new();
         let mut queues = Vec::with_capacity(WORKERS);
@@ -88,20 +91,49 @@ impl Bound {
             queues.push(tx);
             workers.spawn(apply_reports(rx, sink.clone(), metrics.clone()));
         }
-        let mut proxy = Proxy {
-            socket: self.socket,
-            relay: self.relay,
-            observer: Observer::new(
-                self.settings.users,
-                self.settings.timers,
-                self.settings.max_calls,
-            ),
-            metrics,
-            queues,
-            spread: std::collections::hash_map::RandomState::new(),
-        };
-        proxy.serve(shutdown).await;
-        drop(proxy);
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let Bound {
+            socket,
+            relay,
+            settings,
+        } = self;
+        let relay_thread = std::thread::Builder::new()
+            .name("callhook-sip".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => return tracing::error!(error = %e, "SIP relay thread has no runtime"),
+                };
+                runtime.block_on(async move {
+                    let socket = match UdpSocket::from_std(socket) {
+                        Ok(socket) => Arc::new(socket),
+                        Err(e) => return tracing::error!(error = %e, "SIP socket unusable"),
+                    };
+                    let mut proxy = Proxy {
+                        socket,
+                        relay,
+                        observer: Observer::new(
+                            settings.users,
+                            settings.timers,
+                            settings.max_calls,
+                        ),
+                        metrics,
+                        queues,
+                        spread: std::collections::hash_map::RandomState::new(),
+                    };
+                    proxy.serve(shutdown).await;
+                });
+                let _ = done_tx.send(());
+            });
+        if let Err(e) = relay_thread {
+            tracing::error!(error = %e, "cannot start the SIP relay thread");
+        }
+        // The relay's end (or its thread's failure to start) drops the queues: the workers
+        // then drain what is queued and stop.
+        let _ = done_rx.await;
         while workers.join_next().await.is_some() {}
     }
 }
