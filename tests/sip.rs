@@ -342,3 +342,104 @@ async fn garbage_floods_and_strays_are_counted_and_break_nothing() {
     );
     assert_eq!(server.get_anon("/healthz").await.status, 200);
 }
+
+/// A free TCP port of 127.0.0.1 (bound, read, let go: SIPp must be told a port).
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+#[tokio::test]
+async fn over_tcp_a_held_and_resumed_call_reports_like_over_udp() {
+    if !have_sipp() {
+        return;
+    }
+    let (server, receiver) = platform().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sipp");
+    let keys = [
+        "-key",
+        "caller",
+        "alice",
+        "-key",
+        "caller_name",
+        "Alice Liddell",
+        "-key",
+        "hold_ms",
+        "200",
+        "-key",
+        "code",
+        "486",
+        "-key",
+        "reason",
+        "x",
+    ];
+    let (uas_port, uac_port) = (free_tcp_port(), free_tcp_port());
+    let sipp = |file: &str, port: u16| {
+        let mut c = std::process::Command::new("sipp");
+        c.arg("-sf")
+            .arg(dir.join(file))
+            .args(["-t", "t1", "-i", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-m", "1", "-nostdin", "-recv_timeout", "10000"])
+            .args(keys)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    };
+    let mut uas = sipp("uas_hold.xml", uas_port)
+        .spawn()
+        .expect("start the SIPp callee");
+    // Wait until the callee accepts connections (a deadline, not a sleep).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", uas_port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIPp callee never listened"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut uac = sipp("uac_hold.xml", uac_port);
+    uac.arg(format!("127.0.0.1:{uas_port}")).args([
+        "-rsa",
+        &server.sip_addr().to_string(),
+        "-s",
+        "bob",
+    ]);
+    let status = tokio::task::spawn_blocking(move || uac.status())
+        .await
+        .expect("sipp thread")
+        .expect("run the SIPp caller");
+    let _ = uas.kill();
+    let _ = uas.wait();
+    assert!(
+        status.success(),
+        "SIPp caller over TCP: {status}\n{}",
+        server.log()
+    );
+    let alice = events(&receiver, "/alice", 6).await;
+    let bob = events(&receiver, "/bob", 6).await;
+    assert_eq!(
+        states(&alice),
+        [
+            "INITIALIZING",
+            "RINGING",
+            "ACTIVE",
+            "HELD",
+            "ACTIVE",
+            "ANSWERED"
+        ]
+    );
+    assert_eq!(
+        states(&bob),
+        [
+            "INITIALIZING",
+            "RINGING",
+            "ACTIVE",
+            "REMOTE_HELD",
+            "ACTIVE",
+            "ANSWERED"
+        ]
+    );
+    assert_side(&bob, "INBOUND", "alice", Some("Alice Liddell"));
+}

@@ -9,7 +9,9 @@
 //! - [`relay`]: the forwarding rules (Via, Route, Record-Route, Max-Forwards), no sockets;
 //! - [`observe`]: the dialogs followed and the reports they cause, pure;
 //! - [`users`]: the `--sip-users` file;
-//! - [`server`]: the UDP socket, the timers, and the workers that hand reports to [`CallSink`].
+//! - [`tcp`]: SIP over TCP: framing, a reader and a writer per connection;
+//! - [`server`]: the UDP socket and TCP listener, the timers, and the workers that hand reports
+//!   to [`CallSink`].
 //!
 //! Built on rsipstack's SIP codec (`rsipstack::sip`: parser, headers, serializer). rsipstack's
 //! transaction and dialog layers are a user agent's (they absorb an ACK with no transaction of
@@ -25,6 +27,7 @@ pub mod facts;
 pub mod observe;
 pub mod relay;
 pub mod server;
+pub mod tcp;
 pub mod users;
 
 pub use server::{Bound, Settings};

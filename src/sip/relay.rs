@@ -10,17 +10,31 @@
 
 use rsipstack::sip::headers::typed::Via as TypedVia;
 use rsipstack::sip::{
-    Header, HeadersExt, Host, Method, Request, Response, StatusCode, Uri, Version,
+    Header, HeadersExt, Host, Method, Request, Response, StatusCode, Transport as SipTransport,
+    Uri, Version,
 };
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
-/// Where a message goes next.
+/// Where a message goes next, and over what: UDP unless the variant says TCP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hop {
     Addr(SocketAddr),
     /// A host name still to resolve, and its port.
     Name(String, u16),
+    /// Over TCP: the connection with this peer, opened if there is none.
+    TcpAddr(SocketAddr),
+    TcpName(String, u16),
+}
+
+impl Hop {
+    fn over_tcp(self) -> Hop {
+        match self {
+            Hop::Addr(a) => Hop::TcpAddr(a),
+            Hop::Name(n, p) => Hop::TcpName(n, p),
+            tcp => tcp,
+        }
+    }
 }
 
 /// What to do with a message.
@@ -38,7 +52,9 @@ pub enum Action {
 pub struct Relay {
     local: SocketAddr,
     via_prefix: String,
+    via_prefix_tcp: String,
     record_route: String,
+    record_route_tcp: String,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -50,7 +66,9 @@ impl Relay {
         Relay {
             local,
             via_prefix: format!("SIP/2.0/UDP {local};branch={MAGIC}-ch"),
+            via_prefix_tcp: format!("SIP/2.0/TCP {local};branch={MAGIC}-ch"),
             record_route: format!("<sip:{local};lr>"),
+            record_route_tcp: format!("<sip:{local};transport=tcp;lr>"),
             hasher: std::collections::hash_map::RandomState::new(),
         }
     }
@@ -59,8 +77,16 @@ impl Relay {
         self.local
     }
 
-    /// Relays a request that came from `from`.
-    pub fn request(&self, mut req: Request, from: SocketAddr) -> Action {
+    /// Relays a request that came from `from` over UDP.
+    pub fn request(&self, req: Request, from: SocketAddr) -> Action {
+        self.request_on(req, from, false)
+    }
+
+    /// Relays a request that came from `from`, over TCP when `tcp`. It leaves over the transport
+    /// the next hop's URI names (`;transport=tcp`), else over the one it came in on; when either
+    /// is TCP, the Record-Route says `transport=tcp`, and a TCP sender's Via always gets
+    /// `received` and `rport`, which name the connection its responses go back on.
+    pub fn request_on(&self, mut req: Request, from: SocketAddr, tcp: bool) -> Action {
         let max_forwards = req.headers.iter().find_map(|h| match h {
             Header::MaxForwards(m) => Some(m.value().trim().parse::<u32>().unwrap_or(0)),
             _ => None,
@@ -74,6 +100,14 @@ impl Relay {
             None => req.uri.clone(),
         };
         let hop = hop_of(&next);
+        let out_tcp = next
+            .params
+            .iter()
+            .find_map(|p| match p {
+                rsipstack::sip::Param::Transport(t) => Some(*t == SipTransport::Tcp),
+                _ => None,
+            })
+            .unwrap_or(tcp);
         if hop == Hop::Addr(self.local) {
             return match req.method {
                 Method::Ack => Action::Drop("ACK addressed to the proxy"),
@@ -92,11 +126,15 @@ impl Relay {
             return self.respond(&req, from, 482);
         }
         let branch = self.branch(typed.branch().map(|b| b.to_string()), &req);
-        stamp_sender(&mut req, typed, from);
+        stamp_sender(&mut req, typed, from, tcp);
         let mut headers = Vec::with_capacity(req.headers.len() + 2);
+        let via_prefix = if out_tcp {
+            &self.via_prefix_tcp
+        } else {
+            &self.via_prefix
+        };
         headers.push(Header::Via(rsipstack::sip::Via::new(format!(
-            "{}{branch:016x}",
-            self.via_prefix
+            "{via_prefix}{branch:016x}"
         ))));
         let creates_dialog = matches!(
             req.method,
@@ -105,8 +143,13 @@ impl Relay {
             .to_header()
             .is_ok_and(|t| t.tag().ok().flatten().is_none());
         if creates_dialog {
+            let record_route = if tcp || out_tcp {
+                &self.record_route_tcp
+            } else {
+                &self.record_route
+            };
             headers.push(Header::RecordRoute(rsipstack::sip::RecordRoute::new(
-                self.record_route.clone(),
+                record_route.clone(),
             )));
         }
         let mut saw_max_forwards = false;
@@ -124,6 +167,7 @@ impl Relay {
             headers.push(Header::MaxForwards(rsipstack::sip::MaxForwards::new("69")));
         }
         req.headers.0 = headers;
+        let hop = if out_tcp { hop.over_tcp() } else { hop };
         Action::Forward(hop, req.to_bytes())
     }
 
@@ -140,7 +184,7 @@ impl Relay {
             return Action::Drop("response without Via");
         };
         let (first, rest) = split_first(via.value());
-        if !first.starts_with(&self.via_prefix) {
+        if !first.starts_with(&self.via_prefix) && !first.starts_with(&self.via_prefix_tcp) {
             return Action::Drop("response whose top Via is not ours");
         }
         match rest {
@@ -167,6 +211,10 @@ impl Relay {
         let hop = match next.received().and_then(Result::ok) {
             Some(ip) => Hop::Addr(SocketAddr::new(ip, port)),
             None => host_hop(&next.sent_by().host, port),
+        };
+        let hop = match next.transport {
+            SipTransport::Tcp => hop.over_tcp(),
+            _ => hop,
         };
         Action::Forward(hop, response_bytes(&resp))
     }
@@ -293,8 +341,9 @@ fn host_hop(host: &Host, port: u16) -> Hop {
 }
 
 /// Adds `received` (the address the request really came from, when its Via says otherwise)
-/// and fills an empty `rport` (RFC 3581) on the sender's Via, so responses find their way back.
-fn stamp_sender(req: &mut Request, mut via: TypedVia, from: SocketAddr) {
+/// and fills an empty `rport` (RFC 3581) on the sender's Via, so responses find their way back;
+/// with `always_rport` (a TCP sender: its connection's port), `rport` in any case.
+fn stamp_sender(req: &mut Request, mut via: TypedVia, from: SocketAddr, always_rport: bool) {
     let mut changed = false;
     let says = match &via.sent_by().host {
         Host::IpAddr(ip) => Some(*ip),
@@ -304,7 +353,7 @@ fn stamp_sender(req: &mut Request, mut via: TypedVia, from: SocketAddr) {
         via = via.with_received(from.ip().to_string().into());
         changed = true;
     }
-    if via.rport() == Some(None) {
+    if via.rport() == Some(None) || (always_rport && via.rport() != Some(Some(from.port()))) {
         via = via.with_rport(Some(from.port()));
         changed = true;
     }

@@ -1,6 +1,6 @@
-//! The SIP observer at work: one UDP socket, one task on a thread of its own that parses,
-//! relays and observes every message in arrival order (so a dialog's messages are observed in the order they crossed the
-//! proxy), a once-a-second timer for the dialogs that died, and report workers that hand the
+//! The SIP observer at work: one UDP socket and one TCP listener on the same port, one task on a
+//! thread of its own that parses, relays and observes every message in arrival order (so a
+//! dialog's messages are observed in the order they crossed the proxy), a once-a-second timer for the dialogs that died, and report workers that hand the
 //! reports to [`CallSink`] in order per call, several calls at once.
 //!
 //! A report is handed on after the message that caused it is relayed, so the database never
@@ -12,6 +12,7 @@
 use super::facts::{Facts, Kind, Method};
 use super::observe::{Note, OUTBOUND_SUFFIX, Observer, Timers};
 use super::relay::{Action, Hop, Relay};
+use super::tcp::{self, TcpEvent};
 use super::users::Users;
 use crate::domain::report::CallReport;
 use crate::domain::time::Timestamp;
@@ -19,10 +20,12 @@ use crate::metrics::Metrics;
 use crate::store::ApplyError;
 use crate::telephony::CallSink;
 use rsipstack::sip::{Header, SipMessage};
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpListener;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -30,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 /// How the observer runs.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The address to bind (UDP).
+    /// The address to bind (UDP, and TCP on the same port).
     pub bind: SocketAddr,
     /// The address written in Via and Record-Route; default: the bound one (which must then
     /// not be 0.0.0.0 or ::).
@@ -51,6 +54,8 @@ const STORE_TRIES: u32 = 6;
 /// A bound SIP socket, ready to run.
 pub struct Bound {
     socket: std::net::UdpSocket,
+    /// TCP on the same address and port.
+    listener: std::net::TcpListener,
     relay: Relay,
     settings: Settings,
 }
@@ -60,6 +65,9 @@ impl Bound {
         let socket = std::net::UdpSocket::bind(settings.bind)?;
         socket.set_nonblocking(true)?;
         let bound = socket.local_addr()?;
+        let listener = std::net::TcpListener::bind(bound)
+            .map_err(|e| anyhow::anyhow!("TCP on {bound}: {e}"))?;
+        listener.set_nonblocking(true)?;
         let local = match settings.advertise {
             Some(addr) => addr,
             None if bound.ip().is_unspecified() => anyhow::bail!(
@@ -70,6 +78,7 @@ impl Bound {
         };
         Ok(Bound {
             socket,
+            listener,
             relay: Relay::new(local),
             settings,
         })
@@ -94,6 +103,7 @@ impl Bound {
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
         let Bound {
             socket,
+            listener,
             relay,
             settings,
         } = self;
@@ -108,12 +118,20 @@ impl Bound {
                     Err(e) => return tracing::error!(error = %e, "SIP relay thread has no runtime"),
                 };
                 runtime.block_on(async move {
-                    let socket = match UdpSocket::from_std(socket) {
-                        Ok(socket) => Arc::new(socket),
-                        Err(e) => return tracing::error!(error = %e, "SIP socket unusable"),
-                    };
+                    let (socket, listener) =
+                        match (UdpSocket::from_std(socket), TcpListener::from_std(listener)) {
+                            (Ok(socket), Ok(listener)) => (Arc::new(socket), listener),
+                            (Err(e), _) | (_, Err(e)) => {
+                                return tracing::error!(error = %e, "SIP socket unusable");
+                            }
+                        };
+                    let (tcp_events, tcp_inbox) = mpsc::channel(QUEUE);
                     let mut proxy = Proxy {
                         socket,
+                        tcp: Tcp {
+                            connections: HashMap::new(),
+                            events: tcp_events,
+                        },
                         relay,
                         observer: Observer::new(
                             settings.users,
@@ -124,7 +142,7 @@ impl Bound {
                         queues,
                         spread: std::collections::hash_map::RandomState::new(),
                     };
-                    proxy.serve(shutdown).await;
+                    proxy.serve(listener, tcp_inbox, shutdown).await;
                 });
                 let _ = done_tx.send(());
             });
@@ -140,6 +158,7 @@ impl Bound {
 
 struct Proxy {
     socket: Arc<UdpSocket>,
+    tcp: Tcp,
     relay: Relay,
     observer: Observer,
     metrics: Arc<Metrics>,
@@ -147,8 +166,19 @@ struct Proxy {
     spread: std::collections::hash_map::RandomState,
 }
 
+/// The open TCP connections by peer, and where their tasks report.
+struct Tcp {
+    connections: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>,
+    events: mpsc::Sender<TcpEvent>,
+}
+
 impl Proxy {
-    async fn serve(&mut self, shutdown: CancellationToken) {
+    async fn serve(
+        &mut self,
+        listener: TcpListener,
+        mut tcp_inbox: mpsc::Receiver<TcpEvent>,
+        shutdown: CancellationToken,
+    ) {
         let mut buf = vec![0u8; 65_536];
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -157,8 +187,24 @@ impl Proxy {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 _ = tick.tick() => self.observer.expire(Timestamp::now(), &mut reports),
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let tx = tcp::start(stream, peer, self.tcp.events.clone());
+                        self.tcp.connections.insert(peer, tx);
+                    }
+                    Err(e) => tracing::debug!(error = %e, "SIP TCP accept failed"),
+                },
+                Some(event) = tcp_inbox.recv() => match event {
+                    TcpEvent::Message(peer, bytes) => self.take(&bytes, peer, true, &mut reports).await,
+                    TcpEvent::Opened(peer, tx) => {
+                        self.tcp.connections.insert(peer, tx);
+                    }
+                    TcpEvent::Closed(peer) => {
+                        self.tcp.connections.remove(&peer);
+                    }
+                },
                 received = self.socket.recv_from(&mut buf) => match received {
-                    Ok((n, from)) => self.take(&buf[..n], from, &mut reports).await,
+                    Ok((n, from)) => self.take(&buf[..n], from, false, &mut reports).await,
                     // An ICMP error from an earlier send, for instance: not fatal.
                     Err(e) => tracing::debug!(error = %e, "SIP socket receive failed"),
                 },
@@ -175,8 +221,15 @@ impl Proxy {
         }
     }
 
-    /// One datagram: parse, relay, observe.
-    async fn take(&mut self, bytes: &[u8], from: SocketAddr, reports: &mut Vec<CallReport>) {
+    /// One message (a datagram, or one framed off a TCP connection when `tcp`): parse, relay,
+    /// observe.
+    async fn take(
+        &mut self,
+        bytes: &[u8],
+        from: SocketAddr,
+        tcp: bool,
+        reports: &mut Vec<CallReport>,
+    ) {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return; // A keep-alive (RFC 5626 CRLF ping).
         }
@@ -194,7 +247,7 @@ impl Proxy {
         let action = match message {
             SipMessage::Request(req) => {
                 let copy = initial_invite.then(|| req.clone());
-                let action = self.relay.request(req, from);
+                let action = self.relay.request_on(req, from, tcp);
                 match (action, copy) {
                     (Action::Forward(hop, bytes), Some(req)) => {
                         match self.observer.observe(&facts, now, reports) {
@@ -232,13 +285,30 @@ impl Proxy {
                 action
             }
         };
-        self.send(action).await;
+        self.send(action, tcp.then_some(from)).await;
     }
 
-    async fn send(&self, action: Action) {
+    /// Sends what the relay decided; `tcp_from` is the connection the message came in on, where
+    /// the proxy's own answers go back.
+    async fn send(&mut self, action: Action, tcp_from: Option<SocketAddr>) {
         let (to, bytes, result) = match action {
             Action::Forward(Hop::Addr(to), bytes) => (to, bytes, "forwarded"),
+            Action::Reply(to, bytes) if tcp_from == Some(to) => {
+                self.metrics.sip_message("answered");
+                self.tcp_send(to, bytes);
+                return;
+            }
             Action::Reply(to, bytes) => (to, bytes, "answered"),
+            Action::Forward(Hop::TcpAddr(to), bytes) => {
+                self.metrics.sip_message("forwarded");
+                self.tcp_send(to, bytes);
+                return;
+            }
+            Action::Forward(Hop::TcpName(name, port), _) => {
+                self.metrics.sip_message("dropped");
+                tracing::info!(%name, port, "SIP over TCP to a host name is not supported; dropped");
+                return;
+            }
             Action::Forward(Hop::Name(name, port), bytes) => {
                 // Resolving may take a while: not on the relay's path.
                 self.metrics.sip_message("forwarded");
@@ -267,6 +337,21 @@ impl Proxy {
         if let Err(e) = self.socket.send_to(&bytes, to).await {
             tracing::debug!(%to, error = %e, "SIP send failed");
         }
+    }
+}
+
+impl Proxy {
+    /// Sends on the open connection with `to`, or opens one.
+    fn tcp_send(&mut self, to: SocketAddr, bytes: Vec<u8>) {
+        let bytes = match self.tcp.connections.get(&to) {
+            Some(tx) => match tx.send(bytes) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(bytes)) => bytes,
+            },
+            None => bytes,
+        };
+        self.tcp.connections.remove(&to);
+        tcp::connect(to, bytes, self.tcp.events.clone());
     }
 }
 

@@ -214,3 +214,71 @@ fn malformed_messages_are_refused_by_parse() {
     let no_call_id = short.replace(&format!("Call-ID: {CALL_ID}\r\n"), "");
     assert!(parse(no_call_id.as_bytes()).is_err());
 }
+
+#[test]
+fn over_tcp_the_via_record_route_and_the_way_back_say_so() {
+    let relay = proxy();
+    let invite = request("INVITE", 1, "alice", "bob", false, None)
+        .replace("SIP/2.0/UDP 127.0.0.1:5061", "SIP/2.0/TCP 127.0.0.1:5061");
+    let SipMessage::Request(req) = SipMessage::try_from(invite.as_bytes()).unwrap() else {
+        panic!()
+    };
+    // In over TCP from the connection's port 40001: out over TCP (the URI names no transport).
+    let Action::Forward(hop, bytes) =
+        relay.request_on(req, "127.0.0.1:40001".parse().unwrap(), true)
+    else {
+        panic!("not forwarded")
+    };
+    let out = String::from_utf8(bytes).unwrap();
+    assert_eq!(hop, Hop::TcpAddr("127.0.0.1:5070".parse().unwrap()));
+    assert!(
+        out.contains("Via: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK-ch"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Record-Route: <sip:127.0.0.1:5060;transport=tcp;lr>"),
+        "{out}"
+    );
+    // The sender's Via names the connection its responses go back on.
+    assert!(
+        out.contains("Via: SIP/2.0/TCP 127.0.0.1:5061;branch=z9hG4bK-4242-1-0;rport=40001"),
+        "{out}"
+    );
+    // The callee's 180 comes back: to that connection, over TCP.
+    let ours = out
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim_start_matches("Via: ")
+        .to_string();
+    let theirs = out
+        .lines()
+        .find(|l| l.starts_with("Via: SIP/2.0/TCP 127.0.0.1:5061"))
+        .unwrap()
+        .trim_start_matches("Via: ")
+        .to_string();
+    let ringing = response(180, "Ringing", 1, "INVITE", "alice", "bob").replace(
+        &format!("{PROXY_VIA}, {CALLER_VIA}"),
+        &format!("{ours}, {theirs}"),
+    );
+    let SipMessage::Response(resp) = SipMessage::try_from(ringing.as_bytes()).unwrap() else {
+        panic!()
+    };
+    let Action::Forward(hop, _) = relay.response(resp) else {
+        panic!("dropped")
+    };
+    assert_eq!(hop, Hop::TcpAddr("127.0.0.1:40001".parse().unwrap()));
+    // A URI that names UDP wins over the way the request came in.
+    let udp = request("BYE", 2, "alice", "bob", true, None).replace(
+        "sip:bob@127.0.0.1:5070 SIP/2.0",
+        "sip:bob@127.0.0.1:5070;transport=udp SIP/2.0",
+    );
+    let SipMessage::Request(req) = SipMessage::try_from(udp.as_bytes()).unwrap() else {
+        panic!()
+    };
+    let Action::Forward(hop, _) = relay.request_on(req, "127.0.0.1:40001".parse().unwrap(), true)
+    else {
+        panic!()
+    };
+    assert_eq!(hop, Hop::Addr("127.0.0.1:5070".parse().unwrap()));
+}
