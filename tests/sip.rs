@@ -96,6 +96,26 @@ async fn events(receiver: &Receiver, path: &str, n: usize) -> Vec<Value> {
     events
 }
 
+/// Alice held bob and resumed: her side HELD, his REMOTE_HELD, both back to ACTIVE, then ended.
+/// Returns both sides' events.
+async fn held_and_resumed(receiver: &Receiver) -> (Vec<Value>, Vec<Value>) {
+    let alice = events(receiver, "/alice", 6).await;
+    let bob = events(receiver, "/bob", 6).await;
+    let sequence = |held| {
+        [
+            "INITIALIZING",
+            "RINGING",
+            "ACTIVE",
+            held,
+            "ACTIVE",
+            "ANSWERED",
+        ]
+    };
+    assert_eq!(states(&alice), sequence("HELD"));
+    assert_eq!(states(&bob), sequence("REMOTE_HELD"));
+    (alice, bob)
+}
+
 fn states(events: &[Value]) -> Vec<&str> {
     events
         .iter()
@@ -230,30 +250,7 @@ async fn hold_and_resume_are_held_for_the_holder_and_remote_held_for_the_other()
     }
     let (server, receiver) = platform().await;
     call(&server, Flow::Hold, &[("hold_ms", "300")]).await;
-    let bob = events(&receiver, "/bob", 6).await;
-    let alice = events(&receiver, "/alice", 6).await;
-    assert_eq!(
-        states(&alice),
-        [
-            "INITIALIZING",
-            "RINGING",
-            "ACTIVE",
-            "HELD",
-            "ACTIVE",
-            "ANSWERED"
-        ]
-    );
-    assert_eq!(
-        states(&bob),
-        [
-            "INITIALIZING",
-            "RINGING",
-            "ACTIVE",
-            "REMOTE_HELD",
-            "ACTIVE",
-            "ANSWERED"
-        ]
-    );
+    let (alice, bob) = held_and_resumed(&receiver).await;
     assert_side(&alice, "OUTBOUND", "bob", None);
     // answerTime stays the first answer through hold and resume.
     assert_eq!(bob[5]["answerTime"], bob[2]["answerTime"]);
@@ -417,29 +414,6 @@ async fn over_tcp_a_held_and_resumed_call_reports_like_over_udp() {
         "SIPp caller over TCP: {status}\n{}",
         server.log()
     );
-    let alice = events(&receiver, "/alice", 6).await;
-    let bob = events(&receiver, "/bob", 6).await;
-    assert_eq!(
-        states(&alice),
-        [
-            "INITIALIZING",
-            "RINGING",
-            "ACTIVE",
-            "HELD",
-            "ACTIVE",
-            "ANSWERED"
-        ]
-    );
-    assert_eq!(
-        states(&bob),
-        [
-            "INITIALIZING",
-            "RINGING",
-            "ACTIVE",
-            "REMOTE_HELD",
-            "ACTIVE",
-            "ANSWERED"
-        ]
-    );
+    let (_, bob) = held_and_resumed(&receiver).await;
     assert_side(&bob, "INBOUND", "alice", Some("Alice Liddell"));
 }
