@@ -48,6 +48,8 @@ pub struct Settings {
 const WORKERS: usize = 16;
 /// Reports queued per worker before the relay waits.
 const QUEUE: usize = 4096;
+/// Open TCP connections at most; one more is closed at once.
+const MAX_TCP_CONNECTIONS: usize = 10_000;
 /// How often a report is tried when the store fails, before it is given up (and logged).
 const STORE_TRIES: u32 = 6;
 
@@ -188,9 +190,12 @@ impl Proxy {
                 () = shutdown.cancelled() => break,
                 _ = tick.tick() => self.observer.expire(Timestamp::now(), &mut reports),
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
+                    Ok((stream, peer)) if self.tcp.connections.len() < MAX_TCP_CONNECTIONS => {
                         let tx = tcp::start(stream, peer, self.tcp.events.clone());
                         self.tcp.connections.insert(peer, tx);
+                    }
+                    Ok((_, peer)) => {
+                        tracing::warn!(%peer, "SIP TCP connection refused: too many open");
                     }
                     Err(e) => tracing::debug!(error = %e, "SIP TCP accept failed"),
                 },
