@@ -417,3 +417,32 @@ async fn over_tcp_a_held_and_resumed_call_reports_like_over_udp() {
     let (_, bob) = held_and_resumed(&receiver).await;
     assert_side(&bob, "INBOUND", "alice", Some("Alice Liddell"));
 }
+
+#[test]
+fn a_bad_users_file_or_address_stops_serve_with_the_reason() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad = dir.path().join("users.toml");
+    std::fs::write(
+        &bad,
+        "[[users]]\nextension = \"1001\"\naccount = \"bad id!\"\nuser = \"2\"\n",
+    )
+    .expect("write");
+    let db = dir.path().join("c.db").display().to_string();
+    let serve = |extra: &[&str]| {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--db", &db];
+        args.extend_from_slice(extra);
+        let out = cli(&args);
+        assert!(!out.status.success(), "{extra:?} must fail");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let bad = bad.display().to_string();
+    let err = serve(&["--sip", "127.0.0.1:0", "--sip-users", &bad]);
+    assert!(err.contains("users[0].account"), "{err}");
+    let err = serve(&["--sip", "not-an-address"]);
+    assert!(
+        err.contains("--sip not-an-address is not an address"),
+        "{err}"
+    );
+    let err = serve(&["--sip-users", &bad]);
+    assert!(err.contains("--sip"), "--sip-users needs --sip: {err}");
+}
