@@ -1,5 +1,5 @@
-//! Prometheus metrics: what the delivery engine, the API's rate limit and the SIP observer count, and what
-//! `GET /metrics` serves.
+//! Prometheus metrics: what the delivery engine, the API's rate limit and the SIP observer count,
+//! and what `GET /metrics` serves.
 //!
 //! May depend on: prometheus-client only. The engine and the API record into it; the API encodes it.
 

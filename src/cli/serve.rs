@@ -60,8 +60,8 @@ pub struct ServeArgs {
 /// The SIP call observer (off unless `--sip` is given).
 #[derive(Debug, clap::Args)]
 struct SipArgs {
-    /// Relay SIP (UDP and TCP, one port) on this address and turn the calls it relays into call events, e.g.
-    /// 127.0.0.1:5060; port 0 picks a free port. The real address is printed on start.
+    /// Relay SIP (UDP and TCP, one port) on this address and turn the calls it relays into call
+    /// events, e.g. 127.0.0.1:5060; port 0 picks a free port. The real address is printed on start.
     #[arg(long, env = "CALLHOOK_SIP")]
     sip: Option<String>,
 
