@@ -278,12 +278,15 @@ fn literal_ip(url: &url::Url) -> Option<IpAddr> {
 }
 
 /// The SIP observer: the input is one or more datagrams separated by NUL bytes, each parsed as the
-/// proxy parses it, relayed (requests as if from a caller) and observed in order. Nothing may
-/// panic; a relayed message must parse again with the same Call-ID, a relayed request must carry
-/// our Via on top and a relayed response must no longer; and every report must be a transition
-/// the state machine allows from the state that party's call was last reported in, at a time no
-/// earlier than that report.
+/// proxy parses it, relayed (requests as if from a caller, every other one over TCP) and observed
+/// in order. Nothing may panic; a relayed message must parse again with the same Call-ID, a
+/// relayed request must carry our Via on top and a relayed response must no longer; and every
+/// report must be a transition the state machine allows from the state that party's call was
+/// last reported in, at a time no earlier than that report. The whole input is also read as one
+/// TCP stream: the messages framed off it, and what is left, are exactly the input without the
+/// CRLFs between messages.
 pub fn sip_message(data: &[u8]) {
+    tcp_stream(data);
     use crate::sip::observe::{Observer, Timers};
     use crate::sip::relay::{Action, Relay};
     use crate::sip::server::parse;
@@ -309,8 +312,12 @@ pub fn sip_message(data: &[u8]) {
             continue;
         };
         let vias_before = via_values(&message);
+        // Every other datagram's request as if it came over TCP.
+        let over_tcp = clock % 500 == 0;
         let forwarded = match message {
-            SipMessage::Request(req) => relay.request(req, "127.0.0.1:5061".parse().expect("addr")),
+            SipMessage::Request(req) => {
+                relay.request_on(req, "127.0.0.1:5061".parse().expect("addr"), over_tcp)
+            }
             SipMessage::Response(resp) => relay.response(resp),
         };
         let is_request = facts_is_request(&facts);
@@ -394,4 +401,40 @@ fn via_values(message: &rsipstack::sip::SipMessage) -> Vec<String> {
         }
     }
     out
+}
+
+/// The TCP framing of the SIP relay on `data` as one stream, fed in chunks of 7 bytes.
+fn tcp_stream(data: &[u8]) {
+    use crate::sip::tcp::frame;
+    let (mut buf, mut framed) = (Vec::new(), Vec::new());
+    let mut refused = false;
+    for chunk in data.chunks(7) {
+        buf.extend_from_slice(chunk);
+        loop {
+            match frame(&mut buf) {
+                Ok(Some(message)) => {
+                    assert!(!message.is_empty() && message.len() <= crate::sip::tcp::MAX_MESSAGE);
+                    framed.push(message);
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    refused = true;
+                    break;
+                }
+            }
+        }
+        if refused {
+            return;
+        }
+    }
+    let strip = |bytes: &[u8]| -> Vec<u8> {
+        bytes
+            .iter()
+            .copied()
+            .filter(|b| *b != b'\r' && *b != b'\n')
+            .collect()
+    };
+    let mut again: Vec<u8> = framed.concat();
+    again.extend_from_slice(&buf);
+    assert_eq!(strip(&again), strip(data), "framing lost or invented bytes");
 }
