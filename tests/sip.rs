@@ -141,7 +141,8 @@ fn assert_side(events: &[Value], direction: &str, phone: &str, caller_id: Option
 /// `;outbound` (one account keys calls by externalId).
 fn assert_same_call(bob: &[Value], alice: &[Value]) {
     let call_id = bob[0]["externalId"].as_str().expect("externalId");
-    assert!(call_id.contains('@') || !call_id.is_empty(), "{call_id}");
+    // SIPp's Call-IDs are `N-PID@IP`: the SIP Call-ID itself, not an id of callhook's.
+    assert!(call_id.contains('@'), "{call_id}");
     assert_eq!(alice[0]["externalId"], format!("{call_id};outbound"));
 }
 
@@ -188,27 +189,16 @@ async fn a_caller_who_hangs_up_while_ringing_is_cancelled_and_the_callee_missed_
     assert_eq!(bob[2]["duration"], 0);
 }
 
-#[tokio::test]
-async fn busy_and_declined_are_rejected_by_the_callee() {
-    if !have_sipp() {
-        return;
-    }
+/// Two calls refused with these final answers end `callee_end` for bob and CANCELLED for alice,
+/// each after INITIALIZING and RINGING.
+async fn refusals_end_as(refusals: [(&str, &str); 2], callee_end: &str) {
     let (server, receiver) = platform().await;
-    call(
-        &server,
-        Flow::Refuse,
-        &[("code", "486"), ("reason", "Busy Here")],
-    )
-    .await;
-    call(
-        &server,
-        Flow::Refuse,
-        &[("code", "603"), ("reason", "Decline")],
-    )
-    .await;
+    for (code, reason) in refusals {
+        call(&server, Flow::Refuse, &[("code", code), ("reason", reason)]).await;
+    }
     let bob = events(&receiver, "/bob", 6).await;
     let alice = events(&receiver, "/alice", 6).await;
-    for (side, end) in [(&bob, "REJECTED"), (&alice, "CANCELLED")] {
+    for (side, end) in [(&bob, callee_end), (&alice, "CANCELLED")] {
         for one in side.chunks(3) {
             assert_eq!(states(one), ["INITIALIZING", "RINGING", end]);
         }
@@ -217,29 +207,20 @@ async fn busy_and_declined_are_rejected_by_the_callee() {
 }
 
 #[tokio::test]
-async fn no_answer_is_missed_by_the_callee() {
-    if !have_sipp() {
-        return;
+async fn busy_and_declined_are_rejected_by_the_callee() {
+    if have_sipp() {
+        refusals_end_as([("486", "Busy Here"), ("603", "Decline")], "REJECTED").await;
     }
-    let (server, receiver) = platform().await;
-    call(
-        &server,
-        Flow::Refuse,
-        &[("code", "480"), ("reason", "Temporarily Unavailable")],
-    )
-    .await;
-    call(
-        &server,
-        Flow::Refuse,
-        &[("code", "408"), ("reason", "Request Timeout")],
-    )
-    .await;
-    let bob = events(&receiver, "/bob", 6).await;
-    let alice = events(&receiver, "/alice", 6).await;
-    for (side, end) in [(&bob, "MISSED"), (&alice, "CANCELLED")] {
-        for one in side.chunks(3) {
-            assert_eq!(states(one), ["INITIALIZING", "RINGING", end]);
-        }
+}
+
+#[tokio::test]
+async fn no_answer_is_missed_by_the_callee() {
+    if have_sipp() {
+        let refusals = [
+            ("480", "Temporarily Unavailable"),
+            ("408", "Request Timeout"),
+        ];
+        refusals_end_as(refusals, "MISSED").await;
     }
 }
 
@@ -443,6 +424,11 @@ fn a_bad_users_file_or_address_stops_serve_with_the_reason() {
         err.contains("--sip not-an-address is not an address"),
         "{err}"
     );
+    // A port whose TCP side is taken: named, not half-served.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = taken.local_addr().expect("addr").to_string();
+    let err = serve(&["--sip", &taken]);
+    assert!(err.contains(&format!("TCP on {taken}")), "{err}");
     let err = serve(&["--sip-users", &bad]);
     assert!(err.contains("--sip"), "--sip-users needs --sip: {err}");
 }

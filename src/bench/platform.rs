@@ -257,15 +257,7 @@ impl Platform {
     pub async fn delivery_counters(&self, client: &Client) -> Result<DeliveryCounters, BenchError> {
         let mut each = Vec::with_capacity(self.nodes.len());
         for node in &self.nodes {
-            let text = client
-                .get(format!("{}/metrics", node.base_url()))
-                .send()
-                .await
-                .and_then(|r| r.error_for_status())
-                .map_err(|e| BenchError::http("reading /metrics", e))?
-                .text()
-                .await
-                .map_err(|e| BenchError::http("reading /metrics", e))?;
+            let text = metrics_text(client, node.base_url()).await?;
             each.push(parse_counters(&text));
         }
         Ok(combine_counters(&each))
@@ -398,6 +390,19 @@ fn combine_counters(each: &[DeliveryCounters]) -> DeliveryCounters {
         all.skipped += c.skipped;
     }
     all
+}
+
+/// The Prometheus text of `GET {base}/metrics`.
+pub async fn metrics_text(client: &Client, base: &str) -> Result<String, BenchError> {
+    client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| BenchError::http("reading /metrics", e))?
+        .text()
+        .await
+        .map_err(|e| BenchError::http("reading /metrics", e))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 
 use super::BenchError;
 use super::node::Node;
+use super::platform::metrics_text;
 use super::report::{SipFigures, SipScenario, SipStep};
 use super::session::Rig;
 use super::sipp::{self, Flow, SippRun, Uas, percentile};
@@ -138,16 +139,7 @@ async fn wait_for_reports(
     let mut last = (0, 0);
     let mut moved = Instant::now();
     loop {
-        let text = rig
-            .client
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| BenchError::http("reading /metrics", e))?
-            .text()
-            .await
-            .map_err(|e| BenchError::http("reading /metrics", e))?;
+        let text = metrics_text(&rig.client, base).await?;
         let count = |result: &str| {
             let prefix = format!("callhook_sip_reports_total{{result=\"{result}\"}} ");
             text.lines()

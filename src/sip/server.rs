@@ -64,12 +64,10 @@ pub struct Bound {
 
 impl Bound {
     pub async fn bind(settings: Settings) -> anyhow::Result<Bound> {
-        let socket = std::net::UdpSocket::bind(settings.bind)?;
+        let (socket, listener) = bind_both(settings.bind)?;
         socket.set_nonblocking(true)?;
-        let bound = socket.local_addr()?;
-        let listener = std::net::TcpListener::bind(bound)
-            .map_err(|e| anyhow::anyhow!("TCP on {bound}: {e}"))?;
         listener.set_nonblocking(true)?;
+        let bound = socket.local_addr()?;
         let local = match settings.advertise {
             Some(addr) => addr,
             None if bound.ip().is_unspecified() => anyhow::bail!(
@@ -358,6 +356,26 @@ impl Proxy {
         self.tcp.connections.remove(&to);
         tcp::connect(to, bytes, self.tcp.events.clone());
     }
+}
+
+/// Binds UDP and then TCP on the same address and port. With port 0 the port UDP got may be
+/// taken for TCP (by another socket's ephemeral port, for instance): then both are tried again on
+/// another port.
+fn bind_both(addr: SocketAddr) -> anyhow::Result<(std::net::UdpSocket, std::net::TcpListener)> {
+    const TRIES: usize = 20;
+    for _ in 0..TRIES {
+        let socket = std::net::UdpSocket::bind(addr)?;
+        let bound = socket.local_addr()?;
+        match std::net::TcpListener::bind(bound) {
+            Ok(listener) => return Ok((socket, listener)),
+            Err(e) if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse => continue,
+            Err(e) => anyhow::bail!("TCP on {bound}: {e}"),
+        }
+    }
+    anyhow::bail!(
+        "no port of {} free for both UDP and TCP in {TRIES} tries",
+        addr.ip()
+    )
 }
 
 /// Parses a datagram and reads its facts; a body shorter than its Content-Length is refused.
