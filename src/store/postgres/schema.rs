@@ -2,16 +2,18 @@
 //! many have been applied; each runs in its own transaction under a cluster-wide advisory lock,
 //! so nodes starting at once migrate once. A database from a newer callhook is refused.
 //!
-//! The tables and columns are those of the SQLite schema at its version 4
+//! The tables and columns are those of the SQLite schema at its version 5
 //! (`store::sqlite::schema`), with PostgreSQL types: identity columns for `seq`, BIGINT epoch
 //! milliseconds for timestamps (the same `Timestamp::millis()` values), BOOLEAN flags, BYTEA for
-//! the token hash.
+//! the token hash; and what only several nodes need: which node drives each webhook's queue
+//! (`webhooks.driver`) and which nodes are alive (`callhook_nodes`).
 
 use sqlx::{Connection, PgConnection};
 
 /// Migration `i` moves the schema from version `i` to `i + 1`. Append only; never edit one that
 /// has shipped.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE accounts (
     id          TEXT PRIMARY KEY,
     name        TEXT,
@@ -129,7 +131,25 @@ CREATE INDEX deliveries_pending_by_webhook ON deliveries (webhook_id, next_at) W
 -- an exact probe. Without it, on a young table whose statistics are not in yet, the planner
 -- probed by webhook alone and filtered, reading every pending row of the webhook per candidate.
 CREATE INDEX deliveries_pending_by_call ON deliveries (webhook_id, call_seq, seq) WHERE status = 'pending';
-"#];
+"#,
+    // Each webhook's queue is driven by one node at a time (`webhooks.driver`, a node of
+    // `callhook_nodes` while its `alive_until` has not passed), which reads the webhook's pending
+    // deliveries in order, a page at a time, instead of claiming from one global due order.
+    // Retention: ended calls by age, and the deliveries of an event (deleting an event checks
+    // that none refers to it).
+    r#"
+CREATE INDEX deliveries_queue ON deliveries (webhook_id, seq) WHERE status = 'pending';
+DROP INDEX deliveries_due;
+CREATE INDEX calls_ended ON calls (updated_at)
+    WHERE state IN ('ANSWERED', 'CANCELLED', 'REJECTED', 'MISSED');
+CREATE INDEX deliveries_event ON deliveries (event_seq);
+ALTER TABLE webhooks ADD COLUMN driver TEXT;
+CREATE TABLE callhook_nodes (
+    id           TEXT PRIMARY KEY,
+    alive_until  BIGINT NOT NULL
+);
+"#,
+];
 
 /// The schema version this build writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

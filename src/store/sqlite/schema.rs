@@ -129,6 +129,16 @@ CREATE INDEX deliveries_pending_by_webhook ON deliveries (webhook_id, next_at) W
     r#"
 ALTER TABLE webhooks ADD COLUMN held_after INTEGER;
 "#,
+    // Each webhook's queue: the delivery engine reads a webhook's pending deliveries in order, a
+    // page at a time, instead of claiming from one global due order. Retention: ended calls by
+    // age, and the deliveries of an event (deleting an event checks that none refers to it).
+    r#"
+CREATE INDEX deliveries_queue ON deliveries (webhook_id, seq) WHERE status = 'pending';
+DROP INDEX deliveries_due;
+CREATE INDEX calls_ended ON calls (updated_at)
+    WHERE state IN ('ANSWERED', 'CANCELLED', 'REJECTED', 'MISSED');
+CREATE INDEX deliveries_event ON deliveries (event_seq);
+"#,
 ];
 
 /// The schema version this build writes.
