@@ -1,5 +1,6 @@
-//! The PostgreSQL store where it differs from SQLite: migrations shared by nodes, several nodes
-//! claiming from one outbox, leases taken over, wake-ups across nodes, once-per-cluster jobs.
+//! The PostgreSQL store where it differs from SQLite: migrations shared by nodes, one node driving
+//! each webhook's queue and another taking it over, news of queues across nodes, once-per-cluster
+//! jobs.
 //! (The behaviour both backends share is the contract suite's.)
 //!
 //! Runs against `CALLHOOK_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`), each
@@ -11,12 +12,9 @@ use callhook::domain::call::CallState;
 use callhook::domain::identity::{Role, UserProfile, hash_token};
 use callhook::store::postgres::schema::{MigrationError, VERSION};
 use callhook::store::postgres::{self, PgOpenError};
-use callhook::store::{AttemptEnd, Created, DeliveryJob, Finished, NewToken, PgStore, Store};
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use callhook::store::{AttemptEnd, Created, Finished, HELD, NewToken, PgStore, QueueNews, Store};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 mod pg_support;
@@ -133,7 +131,7 @@ async fn two_nodes_applying_reports_of_one_call_apply_them_one_after_the_other()
 }
 
 #[tokio::test]
-async fn a_report_is_delivered_through_claim_and_finish() {
+async fn a_report_is_delivered_through_its_webhooks_queue() {
     let Some(db) = TestDb::create().await else {
         return;
     };
@@ -170,12 +168,11 @@ async fn a_report_is_delivered_through_claim_and_finish() {
         .expect("apply");
     assert_eq!((outcome.deliveries, outcome.skipped), (1, 0));
     assert_eq!(store.backlog().await.unwrap().pending, 1);
-    let claimed = store
-        .claim_deliveries(claim_at(Timestamp::now(), 60_000, 10))
-        .await
-        .expect("claim");
-    let [job] = claimed.jobs.as_slice() else {
-        panic!("one job expected: {claimed:?}");
+    assert_eq!(store.find_queues(now).await.unwrap(), ["w1"]);
+    let page = drive_and_load(&store, "w1").await;
+    let jobs = start(&store, &page, &[0]).await;
+    let [job] = jobs.as_slice() else {
+        panic!("one job expected: {jobs:?}");
     };
     assert_eq!(
         (
@@ -187,8 +184,11 @@ async fn a_report_is_delivered_through_claim_and_finish() {
     );
     assert_eq!(state_of(job), "RINGING");
 
-    let skipped = store.finish_attempts(vec![delivered(job)]).await.unwrap();
-    assert_eq!(skipped, 0);
+    let advanced = store
+        .advance(vec![delivered(job)], vec![], now)
+        .await
+        .unwrap();
+    assert_eq!(advanced.skipped, 0);
     assert_eq!(store.backlog().await.unwrap().pending, 0);
     let stats = store
         .get_webhook(&owner(), "w1")
@@ -197,11 +197,7 @@ async fn a_report_is_delivered_through_claim_and_finish() {
         .expect("webhook")
         .statistics;
     assert_eq!((stats.total_attempts, stats.total_successes), (1, 1));
-    let again = store
-        .claim_deliveries(claim_at(Timestamp::now(), 60_000, 10))
-        .await
-        .unwrap();
-    assert!(again.jobs.is_empty(), "{again:?}");
+    assert!(store.find_queues(now).await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,142 +232,8 @@ async fn concurrent_creates_on_two_nodes_stop_at_the_cap() {
     assert_eq!(a.list_webhooks(&owner()).await.unwrap().len(), 3);
 }
 
-#[tokio::test]
-async fn a_call_whose_first_event_is_leased_on_one_node_gives_the_other_nothing() {
-    let Some(db) = TestDb::create().await else {
-        return;
-    };
-    let (a, b) = (db.store().await, db.store().await);
-    let now = Timestamp::now();
-    a.create_webhook(&webhook("w1", now, 172_800_000), None)
-        .await
-        .unwrap();
-    for state in [CallState::Ringing, CallState::Active] {
-        a.apply_call_report(&report("ext-1", state), now)
-            .await
-            .unwrap();
-    }
-    let on_a = a
-        .claim_deliveries(claim_at(Timestamp::now(), 60_000, 1))
-        .await
-        .unwrap()
-        .jobs;
-    assert_eq!(on_a.iter().map(state_of).collect::<Vec<_>>(), ["RINGING"]);
-    let on_b = b
-        .claim_deliveries(claim_at(Timestamp::now(), 60_000, 10))
-        .await
-        .unwrap()
-        .jobs;
-    assert!(on_b.is_empty(), "the call's second event waits: {on_b:?}");
-
-    a.finish_attempts(on_a.iter().map(delivered).collect())
-        .await
-        .unwrap();
-    let on_b = b
-        .claim_deliveries(claim_at(Timestamp::now(), 60_000, 10))
-        .await
-        .unwrap()
-        .jobs;
-    assert_eq!(on_b.iter().map(state_of).collect::<Vec<_>>(), ["ACTIVE"]);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_nodes_claiming_at_once_never_share_a_delivery_and_keep_each_calls_order() {
-    let Some(db) = TestDb::create().await else {
-        return;
-    };
-    let (a, b) = (db.store().await, db.store().await);
-    let now = Timestamp::now();
-    a.create_webhook(&webhook("w1", now, 172_800_000), None)
-        .await
-        .unwrap();
-    const CALLS: usize = 20;
-    let states = [CallState::Ringing, CallState::Active, CallState::Answered];
-    for call in 0..CALLS {
-        for state in states {
-            a.apply_call_report(&report(&format!("ext-{call}"), state), now)
-                .await
-                .unwrap();
-        }
-    }
-
-    // Two workers per node claim small batches and deliver them at once, until nothing is left.
-    // One counter numbers the moments each claim and each finish returned.
-    let clock = Arc::new(AtomicU64::new(0));
-    let log: Arc<Mutex<Vec<Sent>>> = Arc::default();
-    let workers = [a.clone(), a, b.clone(), b].map(|store| {
-        let (clock, log) = (clock.clone(), log.clone());
-        tokio::spawn(async move {
-            loop {
-                let jobs = store
-                    .claim_deliveries(claim_at(Timestamp::now(), 60_000, 3))
-                    .await
-                    .expect("claim")
-                    .jobs;
-                if jobs.is_empty() {
-                    if store.backlog().await.expect("backlog").pending == 0 {
-                        return;
-                    }
-                    tokio::task::yield_now().await;
-                    continue;
-                }
-                let claimed = clock.fetch_add(1, Ordering::SeqCst);
-                store
-                    .finish_attempts(jobs.iter().map(delivered).collect())
-                    .await
-                    .expect("finish");
-                let finished = clock.fetch_add(1, Ordering::SeqCst);
-                let sent = jobs.into_iter().map(|job| Sent {
-                    claimed,
-                    finished,
-                    job,
-                });
-                log.lock().unwrap().extend(sent);
-            }
-        })
-    });
-    for worker in workers {
-        tokio::time::timeout(Duration::from_secs(60), worker)
-            .await
-            .expect("the outbox drains")
-            .unwrap();
-    }
-
-    let log = std::mem::take(&mut *log.lock().unwrap());
-    assert_eq!(log.len(), CALLS * states.len(), "every delivery once");
-    let seqs: HashSet<i64> = log.iter().map(|s| s.job.seq).collect();
-    assert_eq!(seqs.len(), log.len(), "no delivery claimed twice");
-    let mut per_call: HashMap<String, Vec<&Sent>> = HashMap::new();
-    for sent in &log {
-        per_call
-            .entry(external_id_of(&sent.job))
-            .or_default()
-            .push(sent);
-    }
-    for (call, mut sent) in per_call {
-        sent.sort_by_key(|s| s.claimed);
-        let seen: Vec<String> = sent.iter().map(|s| state_of(&s.job)).collect();
-        assert_eq!(seen, ["RINGING", "ACTIVE", "ANSWERED"], "order of {call}");
-        for pair in sent.windows(2) {
-            assert!(
-                pair[1].claimed > pair[0].finished,
-                "{call}: {} claimed while {} was in flight",
-                state_of(&pair[1].job),
-                state_of(&pair[0].job)
-            );
-        }
-    }
-}
-
-/// A delivery as a worker sent it: when it was claimed and when its outcome was recorded.
-struct Sent {
-    claimed: u64,
-    finished: u64,
-    job: DeliveryJob,
-}
-
-#[tokio::test]
-async fn a_lease_that_ran_out_is_taken_over_by_another_node() {
+async fn one_node_at_a_time_drives_a_webhook_and_another_takes_it_over_once_its_drive_lapses() {
     let Some(db) = TestDb::create().await else {
         return;
     };
@@ -383,56 +245,129 @@ async fn a_lease_that_ran_out_is_taken_over_by_another_node() {
     a.apply_call_report(&report("ext-1", CallState::Ringing), now)
         .await
         .unwrap();
-    let t = Timestamp::now();
-    let on_a = a
-        .claim_deliveries(claim_at(t, 1_000, 10))
+    // Node a drives w1, with a short drive, and has the delivery in flight.
+    a.keep_driving(Duration::from_millis(500)).await.unwrap();
+    assert_eq!(a.drive(vec!["w1".into()], now).await.unwrap(), ["w1"]);
+    let page = a
+        .load_queue("w1", 10, vec![], now)
         .await
         .unwrap()
-        .jobs;
+        .expect("live");
+    let on_a = start(&a, &page, &[0]).await;
     assert_eq!(on_a.len(), 1);
-    // Node a dies here, its delivery in flight.
-    let while_leased = b.claim_deliveries(claim_at(ms(t, 500), 1_000, 10)).await;
-    assert!(while_leased.unwrap().jobs.is_empty());
-    // `release_leases` (run when a node starts) leaves other nodes' leases alone.
-    assert_eq!(b.release_leases().await.unwrap(), 0);
-    let taken_over = b
-        .claim_deliveries(claim_at(ms(t, 1_000), 1_000, 10))
+
+    // While a's drive holds, b neither finds nor takes w1, and cannot start its deliveries.
+    b.keep_driving(LEASE).await.unwrap();
+    assert!(b.find_queues(now).await.unwrap().is_empty());
+    assert!(b.drive(vec!["w1".into()], now).await.unwrap().is_empty());
+    let refused = b
+        .advance(vec![], vec![on_a[0].seq], ms(now, 60_000))
+        .await
+        .unwrap();
+    assert!(
+        refused.started.is_empty(),
+        "b started a's webhook: {refused:?}"
+    );
+
+    // Node a dies (its drive is not renewed): b takes w1 over and sends the delivery again.
+    let took_over = eventually_true(|| async {
+        let found = b.find_queues(Timestamp::now()).await?;
+        Ok(found == ["w1"] && b.drive(found, Timestamp::now()).await? == ["w1"])
+    })
+    .await;
+    assert!(took_over, "b took w1 over once a's drive lapsed");
+    let page = b
+        .load_queue("w1", 10, vec![], Timestamp::now())
         .await
         .unwrap()
-        .jobs;
-    let [job] = taken_over.as_slice() else {
-        panic!("the expired lease is taken over: {taken_over:?}");
-    };
-    assert_eq!((job.id.as_str(), job.attempt), (on_a[0].id.as_str(), 2));
+        .expect("live");
+    let on_b = start(&b, &page, &[0]).await;
+    assert_eq!(
+        (on_b[0].id.as_str(), on_b[0].attempt),
+        (on_a[0].id.as_str(), 2)
+    );
+    // a, back, can start nothing of w1: it is b's now.
+    a.keep_driving(LEASE).await.unwrap();
+    let late = a
+        .advance(vec![], vec![on_a[0].seq], ms(now, 60_000))
+        .await
+        .unwrap();
+    assert!(late.started.is_empty(), "{late:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_delivery_queued_on_one_node_wakes_the_others() {
+#[tokio::test]
+async fn a_node_that_stops_driving_hands_its_webhooks_over_at_once() {
     let Some(db) = TestDb::create().await else {
         return;
     };
     let (a, b) = (db.store().await, db.store().await);
-    let wake = Arc::new(Notify::new());
+    let now = Timestamp::now();
+    a.create_webhook(&webhook("w1", now, 172_800_000), None)
+        .await
+        .unwrap();
+    a.apply_call_report(&report("ext-1", CallState::Ringing), now)
+        .await
+        .unwrap();
+    drive_and_load(&a, "w1").await;
+    b.keep_driving(LEASE).await.unwrap();
+    assert!(b.drive(vec!["w1".into()], now).await.unwrap().is_empty());
+
+    a.stop_driving().await.unwrap();
+
+    assert_eq!(b.find_queues(now).await.unwrap(), ["w1"]);
+    assert_eq!(b.drive(vec!["w1".into()], now).await.unwrap(), ["w1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_go_to_the_engine_of_their_driver_and_other_nodes_announce_them() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let (a, b) = (db.store().await, db.store().await);
+    let now = Timestamp::now();
+    a.create_webhook(&webhook("w1", now, 172_800_000), None)
+        .await
+        .unwrap();
+    let mut news_a = a.queue_news();
+    let mut news_b = b.queue_news();
+    drive_and_load(&a, "w1").await;
     let shutdown = CancellationToken::new();
     let forwarding = tokio::spawn({
-        let (a, wake, shutdown) = (a.clone(), wake.clone(), shutdown.clone());
-        async move { a.forward_wakeups(wake, shutdown).await }
+        let (a, shutdown) = (a.clone(), shutdown.clone());
+        async move { a.forward_wakeups(shutdown).await }
     });
-    // The forwarder wakes once when it starts listening.
-    tokio::time::timeout(WAIT, wake.notified())
-        .await
-        .expect("listening");
+    // The forwarder says "anything may have changed" once it listens.
+    let listening = tokio::time::timeout(WAIT, news_a.recv()).await;
+    assert_eq!(listening.expect("listening"), Some(QueueNews::Everything));
 
-    let now = Timestamp::now();
-    b.create_webhook(&webhook("w1", now, 172_800_000), None)
+    // On the driver: its engine gets the deliveries, each with the one before it in its call.
+    a.apply_call_report(&report("ext-1", CallState::Ringing), now)
         .await
         .unwrap();
-    b.apply_call_report(&report("ext-1", CallState::Ringing), now)
+    a.apply_call_report(&report("ext-1", CallState::Active), now)
         .await
         .unwrap();
-    tokio::time::timeout(WAIT, wake.notified())
+    let mut fresh = Vec::new();
+    while fresh.len() < 2 {
+        match tokio::time::timeout(WAIT, news_a.recv())
+            .await
+            .expect("news")
+        {
+            Some(QueueNews::Fresh(f)) => fresh.extend(f),
+            other => panic!("unexpected news {other:?}"),
+        }
+    }
+    assert_eq!(fresh[0].after, None);
+    assert_eq!(fresh[1].after, Some(fresh[0].delivery.seq));
+    // On another node: its own engine gets nothing (w1 is a's), and a hears of it.
+    b.apply_call_report(&report("ext-2", CallState::Ringing), now)
         .await
-        .expect("woken by the queued delivery");
+        .unwrap();
+    let heard = tokio::time::timeout(WAIT, news_a.recv())
+        .await
+        .expect("announced");
+    assert_eq!(heard, Some(QueueNews::Changed(vec!["w1".into()])));
+    assert!(news_b.try_recv().is_err(), "b's engine does not drive w1");
 
     shutdown.cancel();
     tokio::time::timeout(WAIT, forwarding)
@@ -498,25 +433,20 @@ async fn a_failed_attempt_holds_the_webhooks_other_deliveries_until_one_succeeds
             .await
             .unwrap();
     }
-    let t = Timestamp::now();
-    let probe = store
-        .claim_deliveries(claim_at(t, 60_000, 1))
-        .await
-        .unwrap()
-        .jobs;
+    let page = drive_and_load(&store, "w1").await;
+    let probe = start(&store, &page, &[0]).await;
     assert_eq!(
         probe.iter().map(external_id_of).collect::<Vec<_>>(),
         ["ext-1"]
     );
+    let t = Timestamp::now();
     let retry = ms(t, 30_000);
-    store
-        .finish_attempts(vec![Finished {
-            job: probe[0].clone(),
-            end: AttemptEnd::Retry { at: retry },
-            at: t,
-        }])
-        .await
-        .unwrap();
+    let failed = Finished {
+        job: probe[0].clone(),
+        end: AttemptEnd::Retry { at: retry },
+        at: t,
+    };
+    store.advance(vec![failed], vec![], t).await.unwrap();
     // Queued while paused: held as well.
     let outcome = store
         .apply_call_report(&report("ext-3", CallState::Ringing), t)
@@ -524,33 +454,29 @@ async fn a_failed_attempt_holds_the_webhooks_other_deliveries_until_one_succeeds
         .unwrap();
     assert_eq!(outcome.deliveries, 1);
     let paused = store
-        .claim_deliveries(claim_at(t, 60_000, 10))
+        .load_queue("w1", 10, vec![], t)
         .await
-        .unwrap();
-    assert!(paused.jobs.is_empty(), "{paused:?}");
-    assert_eq!(paused.next_retry, Some(retry), "held rows are never due");
+        .unwrap()
+        .expect("live");
+    let dues: Vec<Timestamp> = paused.deliveries.iter().map(|d| d.due).collect();
+    assert_eq!(dues, [retry, HELD, HELD], "only the probe has a time");
     assert_eq!(store.backlog().await.unwrap().pending, 3);
 
-    let probed = store
-        .claim_deliveries(claim_at(retry, 60_000, 10))
-        .await
-        .unwrap()
-        .jobs;
-    assert_eq!(
-        probed.iter().map(external_id_of).collect::<Vec<_>>(),
-        ["ext-1"]
-    );
+    let probed = start(&store, &paused, &[0]).await;
     assert_eq!(probed[0].attempt, 2);
-    store
-        .finish_attempts(probed.iter().map(delivered).collect())
+    let advanced = store
+        .advance(probed.iter().map(delivered).collect(), vec![], t)
         .await
         .unwrap();
+    assert_eq!(advanced.refilled, ["w1"], "the held ones were resumed");
     let resumed = store
-        .claim_deliveries(claim_at(Timestamp::now(), 60_000, 10))
+        .load_queue("w1", 10, vec![], Timestamp::now())
         .await
         .unwrap()
-        .jobs;
-    let mut calls: Vec<String> = resumed.iter().map(external_id_of).collect();
-    calls.sort();
-    assert_eq!(calls, ["ext-2", "ext-3"]);
+        .expect("live");
+    assert!(
+        resumed.deliveries.iter().all(|d| d.due < HELD),
+        "{resumed:?}"
+    );
+    assert_eq!(resumed.deliveries.len(), 2);
 }

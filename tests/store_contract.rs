@@ -92,9 +92,9 @@ contract! {
         a_job_carries_a_signing_key_only_when_it_must_be_signed,
         only_the_first_waiting_event_of_each_call_is_claimed_per_webhook,
         a_claim_takes_the_oldest_first_up_to_its_limit,
-        a_claim_gives_each_webhook_at_most_its_room,
-        a_leased_delivery_is_hidden_until_its_lease_ends,
-        released_deliveries_are_claimable_again_at_once,
+        a_queue_reads_in_order_a_page_at_a_time,
+        each_start_counts_one_attempt_and_only_pending_deliveries_start,
+        released_deliveries_keep_their_attempts,
     ],
     outcomes: [
         a_delivery_that_succeeds_after_retries_counts_once,

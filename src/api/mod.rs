@@ -63,8 +63,6 @@ pub struct AppState {
     pub settings: Arc<ApiSettings>,
     /// Signalled when webhooks are created or renewed, so the purge task can recompute its wake-up.
     pub webhooks_changed: Arc<Notify>,
-    /// Wakes the delivery engine: deliveries were queued or a webhook became live again.
-    pub delivery_wake: Arc<Notify>,
     pub metrics: Arc<Metrics>,
     /// Requests per second per token, checked right after authentication.
     pub rate_limit: Arc<RateLimit>,

@@ -143,7 +143,6 @@ pub async fn renew(
         .await?
         .ok_or_else(|| not_found(&id))?;
     app.webhooks_changed.notify_one();
-    app.delivery_wake.notify_one();
     Ok(Json(WebhookView::from(&webhook)))
 }
 
@@ -188,9 +187,6 @@ pub async fn replay(
         Replay::NotLive => Err(ApiError::Conflict(
             "the webhook is failed or expired: renew it first".into(),
         )),
-        Replay::Queued(replayed) => {
-            app.delivery_wake.notify_one();
-            Ok(Json(Replayed { replayed }))
-        }
+        Replay::Queued(replayed) => Ok(Json(Replayed { replayed })),
     }
 }

@@ -227,7 +227,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tokio::spawn(signals.cancel_on_signal(shutdown.clone()));
     let metrics = Arc::new(Metrics::new());
     let webhooks_changed = Arc::new(Notify::new());
-    let delivery_wake = Arc::new(Notify::new());
+    let attempt_timeout = d.connect_timeout + d.response_timeout;
     let engine = Engine::new(
         store.clone(),
         sender,
@@ -236,9 +236,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             retry_interval: d.retry_interval,
             concurrency: d.concurrency as usize,
             webhook_concurrency: d.webhook_concurrency as usize,
-            lease: d.connect_timeout + d.response_timeout + d.lease_margin,
+            attempt_timeout,
+            lease: attempt_timeout + d.lease_margin,
         },
-        delivery_wake.clone(),
         metrics.clone(),
     );
     let mut background = tokio::task::JoinSet::new();
@@ -250,15 +250,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     {
-        let (wake, shutdown) = (delivery_wake.clone(), shutdown.clone());
-        background.spawn(async move { opened.forward_wakeups(wake, shutdown).await });
+        let shutdown = shutdown.clone();
+        background.spawn(async move { opened.forward_wakeups(shutdown).await });
     }
     let rate_limit = Arc::new(RateLimit::new(args.limits.rate_limit));
     {
         let (rate_limit, shutdown) = (rate_limit.clone(), shutdown.clone());
         background.spawn(async move { rate_limit.prune_until(shutdown).await });
     }
-    let sink = CallSink::new(store.clone(), delivery_wake.clone(), metrics.clone());
+    let sink = CallSink::new(store.clone(), metrics.clone());
     if let Some(sip) = sip {
         background.spawn(sip.run(sink.clone(), metrics.clone(), shutdown.clone()));
     }
@@ -280,7 +280,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_webhooks_per_user: args.limits.max_webhooks_per_user,
         }),
         webhooks_changed,
-        delivery_wake,
         metrics,
         rate_limit,
         sink,

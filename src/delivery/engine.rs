@@ -1,17 +1,32 @@
-//! The engine loop: claim what is due, send each delivery in its own task (bounded overall and per
-//! webhook), record how it ended, and sleep until woken (new deliveries, a finished attempt, a
-//! renewal) or until the next retry is due. Never a sleep-poll.
+//! The engine loop: drives the queues of the webhooks this process drives (one [`Lane`] each),
+//! sends each delivery in its own task (bounded overall and per webhook), and records how
+//! attempts ended together with the attempts it starts next, in one store write per turn. It
+//! sleeps until something happens (news of a queue, an attempt ending) or a retry falls due;
+//! never a sleep-poll.
+//!
+//! Each turn ([`Turn`]):
+//! 1. takes the news: deliveries this process just queued are offered to their lane; webhooks
+//!    whose queue changed are read again; webhooks without a lane are driven if nobody else does;
+//! 2. reads the next page of every lane that runs low (or changed underneath);
+//! 3. applies the attempts that ended to their lanes (a call's next delivery becomes sendable);
+//! 4. takes from the lanes what may go now, within the free slots;
+//! 5. writes, in one store call, the outcomes and the new attempts ([`Store::advance`]), and
+//!    sends those the store started.
+//!
+//! So a webhook that keeps up costs one write per turn for all of its deliveries, and its queue is
+//! never read back from the store; a long queue is read a page at a time, in order, however long
+//! it is.
 
 use super::client::Sender;
+use super::lane::{Lane, Offer};
 use super::retry::{AfterFailure, after_failure};
-use super::window::{self, Windows};
 use crate::domain::Timestamp;
 use crate::metrics::{Metrics, Outcome};
-use crate::store::{AttemptEnd, Claim, DeliveryJob, Finished, Store, StoreError};
-use std::collections::{HashMap, HashSet};
+use crate::store::{AttemptEnd, DeliveryJob, Finished, QueueNews, Store, StoreError};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -23,73 +38,65 @@ pub struct EngineSettings {
     pub retry_interval: Duration,
     /// Attempts in flight at once, overall.
     pub concurrency: usize,
-    /// Attempts in flight at once for one webhook, at most (see [`window`]: a webhook starts with
+    /// Attempts in flight at once for one webhook, at most (see [`lane`]: a webhook starts with
     /// one and widens with successes).
     pub webhook_concurrency: usize,
-    /// How long a claimed delivery stays claimed if its outcome is never recorded.
+    /// How long an attempt may take at most (connect and response timeouts).
+    pub attempt_timeout: Duration,
+    /// How long a started delivery stays leased if its outcome is never recorded, and how long
+    /// this process's drive of its queues lasts without being renewed. Longer than
+    /// `attempt_timeout`: the difference is how long this process may go on starting attempts
+    /// after its last successful renewal.
     pub lease: Duration,
 }
 
-/// Most deliveries claimed in one go.
-const CLAIM_BATCH: usize = 256;
-/// The longest the loop sleeps without being woken, as a backstop.
+/// The longest the loop sleeps without being woken; also how often it looks for queues nobody
+/// drives (a process of a cluster that died).
 const BACKSTOP: Duration = Duration::from_secs(5);
 /// Wait after a storage failure.
 const STORE_RETRY: Duration = Duration::from_secs(1);
-/// Most outcomes recorded in one write.
-const RECORD_BATCH: usize = 512;
-
-/// An ended attempt on its way to the store, still holding its slot.
-struct Ended {
-    finished: Finished,
-    /// Held until the outcome is recorded; dropping it frees the slot.
-    _slot: OwnedSemaphorePermit,
-}
+/// Lanes kept for webhooks with nothing to send, at most.
+const IDLE_LANES: usize = 4096;
 
 /// The delivery engine. Share it with `Arc`.
 pub struct Engine {
     store: Arc<dyn Store>,
     sender: Sender,
     settings: EngineSettings,
-    wake: Arc<Notify>,
     metrics: Arc<Metrics>,
-    slots: Arc<Semaphore>,
-    windows: Mutex<Windows>,
-    /// The deliveries (by `seq`) this engine holds a lease on and has not recorded yet.
-    leased: Mutex<HashSet<i64>>,
+    /// Deliveries with an attempt in flight, by `seq`, with their webhook.
+    flying: Mutex<HashMap<i64, String>>,
     tasks: TaskTracker,
-    /// Where attempts send their outcome; taken (closed) once the attempts have ended.
-    ended: Mutex<Option<mpsc::UnboundedSender<Ended>>>,
-    recorder: Mutex<Option<mpsc::UnboundedReceiver<Ended>>>,
+    news: Mutex<Option<mpsc::UnboundedReceiver<QueueNews>>>,
 }
 
 impl Engine {
-    /// `wake` is notified by whoever queues deliveries or makes webhooks live again.
+    /// Subscribes to the store's news at once, so that nothing queued from now on is missed.
     pub fn new(
         store: Arc<dyn Store>,
         sender: Sender,
         settings: EngineSettings,
-        wake: Arc<Notify>,
         metrics: Arc<Metrics>,
     ) -> Arc<Engine> {
-        let (ended, recorder) = mpsc::unbounded_channel();
+        let news = store.queue_news();
         Arc::new(Engine {
             store,
             sender,
-            slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             settings,
-            wake,
             metrics,
-            windows: Mutex::new(Windows::new(settings.webhook_concurrency)),
-            leased: Mutex::new(HashSet::new()),
+            flying: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
-            ended: Mutex::new(Some(ended)),
-            recorder: Mutex::new(Some(recorder)),
+            news: Mutex::new(Some(news)),
         })
     }
 
-    /// Runs until `shutdown`, then waits for the attempts in flight to end.
+    /// Runs until `shutdown`, then lets the attempts in flight end, records them, and gives up
+    /// its queues.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let Some(mut news) = self.news.lock().ok().and_then(|mut n| n.take()) else {
+            tracing::error!("the delivery engine runs only once");
+            return;
+        };
         match self.store.release_leases().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(
@@ -98,152 +105,60 @@ impl Engine {
             ),
             Err(e) => tracing::warn!(error = %e, "could not release old leases"),
         }
-        let outcomes = self.recorder.lock().ok().and_then(|mut r| r.take());
-        let recording = outcomes.map(|outcomes| tokio::spawn(self.clone().record(outcomes)));
+        let (ended_tx, mut ended) = mpsc::unbounded_channel();
+        let mut turn = Turn::new(self.clone(), ended_tx);
         loop {
-            let wait = match self.step().await {
-                Ok(next) => next.map_or(BACKSTOP, |t| {
-                    Duration::from_millis(t.since(Timestamp::now()) as u64)
-                }),
-                Err(e) => {
-                    tracing::warn!(error = %e, "claiming deliveries failed; will retry");
-                    STORE_RETRY
-                }
-            };
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(wait.min(BACKSTOP)) => {}
+            let stopping = shutdown.is_cancelled();
+            if stopping && turn.idle_after_stop() {
+                break;
             }
+            let wake_at = turn.wake_at(stopping);
+            tokio::select! {
+                () = shutdown.cancelled(), if !stopping => {}
+                Some(n) = news.recv(), if !stopping => turn.news(n),
+                Some(f) = ended.recv() => turn.ended(f),
+                () = tokio::time::sleep_until(wake_at.into()) => {}
+            }
+            while let Ok(n) = news.try_recv() {
+                turn.news(n);
+            }
+            while let Ok(f) = ended.try_recv() {
+                turn.ended(f);
+            }
+            turn.run(shutdown.is_cancelled()).await;
         }
         self.tasks.close();
         self.tasks.wait().await;
-        // Every attempt has sent its outcome: close the channel and let the recorder finish.
-        drop(self.ended.lock().ok().and_then(|mut e| e.take()));
-        if let Some(recording) = recording {
-            let _ = recording.await;
+        if let Err(e) = self.store.stop_driving().await {
+            tracing::warn!(error = %e, "could not give up the queues this process drove");
         }
     }
 
-    /// Records outcomes as they come, as many as are waiting in one write, then frees their slots
-    /// and wakes the loop (the next event of a call may be due now).
-    async fn record(self: Arc<Self>, mut outcomes: mpsc::UnboundedReceiver<Ended>) {
-        while let Some(first) = outcomes.recv().await {
-            let mut batch = vec![first];
-            while batch.len() < RECORD_BATCH {
-                match outcomes.try_recv() {
-                    Ok(more) => batch.push(more),
-                    Err(_) => break,
-                }
-            }
-            let finished: Vec<Finished> = batch.iter().map(|e| e.finished.clone()).collect();
-            match self.store.finish_attempts(finished).await {
-                Ok(skipped) => self.metrics.skipped(skipped),
-                // The leases run out (or the next start releases them) and the deliveries are
-                // sent again.
-                Err(e) => {
-                    tracing::error!(error = %e, count = batch.len(), "recording delivery outcomes failed")
-                }
-            }
-            if let Ok(mut leased) = self.leased.lock() {
-                for ended in &batch {
-                    leased.remove(&ended.finished.job.seq);
-                }
-            }
-            if let Ok(mut windows) = self.windows.lock() {
-                for ended in &batch {
-                    let how = match ended.finished.end {
-                        AttemptEnd::Delivered => window::Ended::Delivered,
-                        AttemptEnd::Retry { .. } => window::Ended::Retrying,
-                        AttemptEnd::Failed(_) => window::Ended::GaveUp,
-                    };
-                    windows.ended(&ended.finished.job.webhook_id, how);
-                }
-            }
-            drop(batch);
-            self.wake.notify_one();
-        }
-    }
-
-    /// One step: claims every due delivery there is room for and starts sending it. Returns when
-    /// the next retry falls due (if any). Attempts run on after it returns.
-    pub async fn step(self: &Arc<Self>) -> Result<Option<Timestamp>, StoreError> {
-        let mut next_retry = None;
-        loop {
-            let free = self.slots.available_permits();
-            if free == 0 {
-                break;
-            }
-            let limit = free.min(CLAIM_BATCH);
-            let now = Timestamp::now();
-            let (room, fresh_room) = match self.windows.lock() {
-                Ok(w) => (w.room(), w.fresh_room()),
-                Err(_) => (HashMap::new(), window::INITIAL_WINDOW),
-            };
-            let claimed = self
-                .store
-                .claim_deliveries(Claim {
-                    now,
-                    lease_until: now.plus(self.settings.lease),
-                    limit,
-                    room,
-                    fresh_room,
-                })
-                .await?;
-            next_retry = claimed.next_retry;
-            let count = claimed.jobs.len();
-            for job in claimed.jobs {
-                self.start(job);
-            }
-            if count < limit {
-                break;
-            }
-        }
-        Ok(next_retry)
-    }
-
-    fn start(self: &Arc<Self>, job: DeliveryJob) {
-        let Some(ended) = self.ended.lock().ok().and_then(|e| e.clone()) else {
-            return; // Shutting down: the lease runs out and the delivery is claimed again.
-        };
-        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
-            // Cannot happen: claims never exceed the free slots. The lease runs out and the
-            // delivery is claimed again.
-            tracing::error!(delivery = %job.id, "no free slot for a claimed delivery");
-            return;
-        };
-        if let Ok(mut windows) = self.windows.lock() {
-            windows.started(&job.webhook_id);
-        }
-        if let Ok(mut leased) = self.leased.lock() {
-            leased.insert(job.seq);
-        }
-        let engine = self.clone();
-        self.tasks.spawn(async move {
-            let (end, at) = engine.attempt(&job).await;
-            let finished = Finished { job, end, at };
-            let _ = ended.send(Ended {
-                finished,
-                _slot: slot,
-            });
-        });
-    }
-
-    /// Gives up the leases of the attempts still in flight (their outcome not recorded), so that
-    /// they are sent again at once by whoever claims next rather than when the lease runs out. For
-    /// a shutdown whose deadline passed; returns how many were released.
+    /// Gives up the leases of the attempts still in flight (their outcome not recorded), and the
+    /// queues this process drives, so that they are sent again at once by whoever drives them
+    /// next. For a shutdown whose deadline passed; returns how many were released.
     pub async fn release_in_flight(&self) -> Result<u64, StoreError> {
-        let seqs: Vec<i64> = match self.leased.lock() {
-            Ok(mut leased) => leased.drain().collect(),
+        let seqs: Vec<i64> = match self.flying.lock() {
+            Ok(mut flying) => flying.drain().map(|(seq, _)| seq).collect(),
             Err(_) => return Ok(0),
         };
-        if seqs.is_empty() {
-            return Ok(0);
-        }
-        self.store.release_deliveries(seqs).await
+        let released = if seqs.is_empty() {
+            0
+        } else {
+            self.store.release_deliveries(seqs).await?
+        };
+        self.store.stop_driving().await?;
+        Ok(released)
     }
 
-    /// Sends one attempt and decides what follows; the outcome is recorded by [`Engine::record`].
+    fn flying(&self) -> HashSet<i64> {
+        self.flying
+            .lock()
+            .map(|f| f.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Sends one attempt and decides what follows.
     async fn attempt(&self, job: &DeliveryJob) -> (AttemptEnd, Timestamp) {
         let started = Instant::now();
         let result = self.sender.send(job).await;
@@ -270,5 +185,355 @@ impl Engine {
         };
         self.metrics.attempt(outcome, took);
         (end, now)
+    }
+}
+
+/// The loop's state between turns: the lanes of the webhooks this process drives, and what
+/// happened since the last turn.
+struct Turn {
+    engine: Arc<Engine>,
+    ended_tx: mpsc::UnboundedSender<Finished>,
+    lanes: HashMap<String, Lane>,
+    /// Deliveries offered before their lane existed, or webhooks whose queue changed: to drive.
+    to_drive: BTreeSet<String>,
+    /// Webhooks another live process drives, as last found (asked again after a lease).
+    others: HashMap<String, Instant>,
+    /// Attempts that ended, not recorded yet.
+    outcomes: Vec<Finished>,
+    /// Look for every queue to drive (at start, after news that any may have changed).
+    discover: bool,
+    next_discovery: Instant,
+    /// When this process's drive must be renewed next, and until when it may start attempts.
+    next_renewal: Instant,
+    may_start_until: Option<Instant>,
+    /// No store call before this (after a failure).
+    resume_at: Option<Instant>,
+    /// Where the fair scan of the lanes starts, moved on every turn.
+    rotation: usize,
+}
+
+impl Turn {
+    fn new(engine: Arc<Engine>, ended_tx: mpsc::UnboundedSender<Finished>) -> Turn {
+        let now = Instant::now();
+        Turn {
+            engine,
+            ended_tx,
+            lanes: HashMap::new(),
+            to_drive: BTreeSet::new(),
+            others: HashMap::new(),
+            outcomes: Vec::new(),
+            discover: true,
+            next_discovery: now + BACKSTOP,
+            next_renewal: now,
+            may_start_until: None,
+            resume_at: None,
+            rotation: 0,
+        }
+    }
+
+    fn settings(&self) -> &EngineSettings {
+        &self.engine.settings
+    }
+
+    /// How often the drive is renewed: a few times within the margin it leaves.
+    fn renew_every(&self) -> Duration {
+        let margin = self
+            .settings()
+            .lease
+            .saturating_sub(self.settings().attempt_timeout);
+        (margin / 4).clamp(Duration::from_millis(50), BACKSTOP)
+    }
+
+    fn news(&mut self, news: QueueNews) {
+        let now = Timestamp::now();
+        match news {
+            QueueNews::Fresh(fresh) => {
+                for f in fresh {
+                    match self.lanes.get_mut(&f.webhook_id) {
+                        // Ignored when known already, or when the lane reads it with its next page.
+                        Some(lane) => drop(lane.offer(f, now) == Offer::Taken),
+                        None => {
+                            if !self.driven_elsewhere(&f.webhook_id) {
+                                self.to_drive.insert(f.webhook_id);
+                            }
+                        }
+                    }
+                }
+            }
+            QueueNews::Changed(webhooks) => {
+                for webhook in webhooks {
+                    match self.lanes.get_mut(&webhook) {
+                        Some(lane) => lane.read_again(),
+                        None => {
+                            if !self.driven_elsewhere(&webhook) {
+                                self.to_drive.insert(webhook);
+                            }
+                        }
+                    }
+                }
+            }
+            QueueNews::Everything => self.discover = true,
+        }
+    }
+
+    fn driven_elsewhere(&self, webhook: &str) -> bool {
+        self.others
+            .get(webhook)
+            .is_some_and(|seen| seen.elapsed() < self.settings().lease)
+    }
+
+    fn ended(&mut self, finished: Finished) {
+        self.outcomes.push(finished);
+    }
+
+    /// Shutting down, and nothing left to record.
+    fn idle_after_stop(&self) -> bool {
+        self.outcomes.is_empty()
+            && self
+                .engine
+                .flying
+                .lock()
+                .map_or(true, |flying| flying.is_empty())
+    }
+
+    /// When the next turn is due without news: a retry, the drive's renewal, the backstop.
+    /// While stopping, only attempts ending matter.
+    fn wake_at(&self, stopping: bool) -> Instant {
+        let now = Instant::now();
+        if let Some(at) = self.resume_at {
+            return at.max(now);
+        }
+        if stopping {
+            return now + BACKSTOP;
+        }
+        let mut at = self.next_discovery.min(self.next_renewal);
+        let ts_now = Timestamp::now();
+        for lane in self.lanes.values() {
+            // A time already past was seen by the last turn: the lane waits for something else
+            // (room in its window), which wakes the loop by itself.
+            if let Some(due) = lane.next_due().filter(|due| *due > ts_now) {
+                at = at.min(now + Duration::from_millis(due.since(ts_now) as u64));
+            }
+        }
+        at.max(now)
+    }
+
+    /// One turn; a storage failure is logged and the next turn waits a little.
+    async fn run(&mut self, stopping: bool) {
+        if self.resume_at.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        self.resume_at = None;
+        if let Err(e) = self.turn(stopping).await {
+            tracing::warn!(error = %e, "the delivery engine could not reach the store; will retry");
+            self.resume_at = Some(Instant::now() + STORE_RETRY);
+        }
+    }
+
+    async fn turn(&mut self, stopping: bool) -> Result<(), StoreError> {
+        let store = self.engine.store.clone();
+        if !stopping {
+            self.renew(&store).await;
+            self.drive(&store).await?;
+            self.read_pages(&store).await?;
+        }
+        let now = Timestamp::now();
+        let finished = std::mem::take(&mut self.outcomes);
+        for f in &finished {
+            if let Some(lane) = self.lanes.get_mut(&f.job.webhook_id) {
+                lane.ended(f.job.seq, &f.end, now);
+            }
+        }
+        let may_start = !stopping && self.may_start_until.is_some_and(|t| Instant::now() < t);
+        let start = if may_start {
+            self.take(now)
+        } else {
+            Vec::new()
+        };
+        if finished.is_empty() && start.is_empty() {
+            self.prune(now);
+            return Ok(());
+        }
+        let ended: Vec<i64> = finished.iter().map(|f| f.job.seq).collect();
+        let lease_until = now.plus(self.settings().lease);
+        let seqs: Vec<i64> = start.iter().map(|(_, seq)| *seq).collect();
+        let advanced = store.advance(finished.clone(), seqs, lease_until).await;
+        if let Ok(mut flying) = self.engine.flying.lock() {
+            for seq in &ended {
+                flying.remove(seq);
+            }
+        }
+        let advanced = match advanced {
+            Ok(advanced) => advanced,
+            Err(e) => {
+                // Neither the outcomes nor the new attempts were written: what these lanes hold
+                // in memory is ahead of the store. Read them again once it answers.
+                let touched = finished.iter().map(|f| f.job.webhook_id.clone());
+                for webhook in touched.chain(start.into_iter().map(|(w, _)| w)) {
+                    self.lanes.remove(&webhook);
+                    self.to_drive.insert(webhook);
+                }
+                return Err(e);
+            }
+        };
+        self.engine.metrics.skipped(advanced.skipped);
+        for webhook in &advanced.refilled {
+            if let Some(lane) = self.lanes.get_mut(webhook) {
+                lane.read_again();
+            }
+        }
+        let started: HashMap<i64, _> = advanced.started.iter().map(|s| (s.seq, *s)).collect();
+        for (webhook, seq) in start {
+            let Some(lane) = self.lanes.get_mut(&webhook) else {
+                continue;
+            };
+            match started.get(&seq).and_then(|s| lane.job(*s)) {
+                Some(job) => self.send(job),
+                None => lane.not_started(seq, now),
+            }
+        }
+        self.prune(now);
+        Ok(())
+    }
+
+    /// Renews this process's drive when due; a failure leaves the time it may start attempts
+    /// where it was, so that it stops starting them before another process may take over.
+    async fn renew(&mut self, store: &Arc<dyn Store>) {
+        if Instant::now() < self.next_renewal {
+            return;
+        }
+        let sent = Instant::now();
+        match store.keep_driving(self.settings().lease).await {
+            Ok(()) => {
+                let margin = self
+                    .settings()
+                    .lease
+                    .saturating_sub(self.settings().attempt_timeout);
+                if self.may_start_until.is_none_or(|t| Instant::now() >= t)
+                    && !self.lanes.is_empty()
+                {
+                    // The drive had lapsed: another process may have taken queues over.
+                    self.lanes.clear();
+                    self.discover = true;
+                }
+                self.may_start_until = Some(sent + margin);
+                self.next_renewal = sent + self.renew_every();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not renew this process's drive of its queues");
+                self.next_renewal = Instant::now() + self.renew_every().min(STORE_RETRY);
+            }
+        }
+    }
+
+    /// Finds queues to drive (at start, after news, and every [`BACKSTOP`]) and drives those
+    /// nobody else does.
+    async fn drive(&mut self, store: &Arc<dyn Store>) -> Result<(), StoreError> {
+        let now = Timestamp::now();
+        if self.discover || Instant::now() >= self.next_discovery {
+            let found = store.find_queues(now).await?;
+            self.discover = false;
+            self.next_discovery = Instant::now() + BACKSTOP;
+            self.others.clear();
+            self.to_drive
+                .extend(found.into_iter().filter(|w| !self.lanes.contains_key(w)));
+        }
+        if self.to_drive.is_empty() {
+            return Ok(());
+        }
+        let asked: Vec<String> = std::mem::take(&mut self.to_drive).into_iter().collect();
+        let driven: HashSet<String> = store.drive(asked.clone(), now).await?.into_iter().collect();
+        for webhook in asked {
+            if driven.contains(&webhook) {
+                let cap = self.settings().webhook_concurrency;
+                self.lanes.entry(webhook).or_insert_with(|| Lane::new(cap));
+            } else {
+                self.others.insert(webhook, Instant::now());
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the next page of every lane that wants one; drops lanes whose webhook is gone.
+    async fn read_pages(&mut self, store: &Arc<dyn Store>) -> Result<(), StoreError> {
+        let wanting: Vec<String> = self
+            .lanes
+            .iter()
+            .filter(|(_, lane)| lane.wants_page())
+            .map(|(webhook, _)| webhook.clone())
+            .collect();
+        if wanting.is_empty() {
+            return Ok(());
+        }
+        let flying = self.engine.flying();
+        for webhook in wanting {
+            let Some((limit, skip)) = self.lanes.get(&webhook).map(Lane::page_request) else {
+                continue;
+            };
+            let now = Timestamp::now();
+            match store.load_queue(&webhook, limit, skip, now).await? {
+                Some(page) => {
+                    if let Some(lane) = self.lanes.get_mut(&webhook) {
+                        lane.loaded(page, &flying, now);
+                    }
+                }
+                None => {
+                    self.lanes.remove(&webhook);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What may go now, lane after lane from a point that moves every turn, within the free
+    /// slots: `(webhook, seq)`.
+    fn take(&mut self, now: Timestamp) -> Vec<(String, i64)> {
+        let flying = self.engine.flying.lock().map_or(0, |f| f.len());
+        let mut free = self.settings().concurrency.saturating_sub(flying);
+        let mut webhooks: Vec<&String> = self.lanes.keys().collect();
+        if webhooks.is_empty() || free == 0 {
+            return Vec::new();
+        }
+        webhooks.sort_unstable();
+        self.rotation = self.rotation.wrapping_add(1);
+        let first = self.rotation % webhooks.len();
+        webhooks.rotate_left(first);
+        let webhooks: Vec<String> = webhooks.into_iter().cloned().collect();
+        let mut start = Vec::new();
+        for webhook in webhooks {
+            if free == 0 {
+                break;
+            }
+            let Some(lane) = self.lanes.get_mut(&webhook) else {
+                continue;
+            };
+            let seqs = lane.take(now, free);
+            free -= seqs.len();
+            start.extend(seqs.into_iter().map(|seq| (webhook.clone(), seq)));
+        }
+        start
+    }
+
+    fn send(&self, job: DeliveryJob) {
+        if let Ok(mut flying) = self.engine.flying.lock() {
+            flying.insert(job.seq, job.webhook_id.clone());
+        }
+        let (engine, ended) = (self.engine.clone(), self.ended_tx.clone());
+        self.engine.tasks.spawn(async move {
+            let (end, at) = engine.attempt(&job).await;
+            let _ = ended.send(Finished { job, end, at });
+        });
+    }
+
+    /// Drops the lanes of failed or expired webhooks, and idle ones past [`IDLE_LANES`].
+    fn prune(&mut self, now: Timestamp) {
+        self.lanes.retain(|_, lane| !lane.is_finished(now));
+        if self.lanes.len() > IDLE_LANES {
+            self.lanes.retain(|_, lane| !lane.is_idle());
+        }
+        if self.others.len() > IDLE_LANES {
+            let lease = self.settings().lease;
+            self.others.retain(|_, seen| seen.elapsed() < lease);
+        }
     }
 }

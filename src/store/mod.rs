@@ -7,6 +7,7 @@
 //! causes is one transaction; every method either fully happens or not at all.
 pub mod open;
 pub mod postgres;
+pub mod queue;
 mod sql;
 pub mod sqlite;
 
@@ -16,10 +17,13 @@ use crate::domain::identity::{AccountProfile, Owner, Principal, Role, UserProfil
 use crate::domain::report::CallReport;
 use crate::domain::webhook::{MetadataPolicy, Webhook};
 use async_trait::async_trait;
-use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
 
 pub use open::{Database, Opened};
 pub use postgres::PgStore;
+pub use queue::{Advanced, Fresh, HELD, QueueNews, QueuePage, Queued, Started, Target};
 pub use sqlite::SqliteStore;
 
 /// A storage failure. Client mistakes never show up here.
@@ -142,7 +146,7 @@ pub struct CallPage {
     pub size: u64,
 }
 
-/// A delivery claimed for sending: everything the sender needs, under a lease.
+/// One attempt of a delivery: everything the sender needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryJob {
     /// Row number, to record the outcome.
@@ -159,29 +163,24 @@ pub struct DeliveryJob {
     /// Attempts made before the delivery was last replayed: the retry budget counts from there.
     pub replayed_after: u32,
     /// The event, as canonical JSON.
-    pub event: String,
+    pub event: Arc<str>,
 }
 
-/// What to claim.
-#[derive(Debug, Clone)]
-pub struct Claim {
-    pub now: Timestamp,
-    /// Claimed deliveries are not claimed again before this instant (unless released).
-    pub lease_until: Timestamp,
-    /// At most this many deliveries.
-    pub limit: usize,
-    /// How many more deliveries each listed webhook may take (by webhook id).
-    pub room: HashMap<String, usize>,
-    /// How many deliveries a webhook not listed in `room` may take.
-    pub fresh_room: usize,
-}
-
-/// What a claim took, and when the next retry falls due.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claimed {
-    pub jobs: Vec<DeliveryJob>,
-    /// The earliest future `next_at` of a pending delivery (a retry waiting for its time).
-    pub next_retry: Option<Timestamp>,
+impl DeliveryJob {
+    /// The job of attempt `started` of `delivery` to `target`.
+    pub fn new(target: &Target, delivery: &Queued, started: Started) -> DeliveryJob {
+        DeliveryJob {
+            seq: delivery.seq,
+            id: delivery.id.clone(),
+            webhook_id: target.webhook_id.clone(),
+            url: target.url.clone(),
+            signing_key: target.signing_key.clone(),
+            metadata_policy: target.metadata_policy,
+            attempt: started.attempt,
+            replayed_after: delivery.replayed_after,
+            event: delivery.event.clone(),
+        }
+    }
 }
 
 /// Why an attempt failed.
@@ -305,19 +304,46 @@ pub trait Store: Send + Sync + 'static {
     async fn count_calls(&self, owner: &Owner, filter: &CallFilter) -> Result<u64, StoreError>;
     async fn get_call(&self, owner: &Owner, id: &str) -> Result<Option<Call>, StoreError>;
 
-    // Deliveries (the outbox).
+    // Deliveries: the outbox, as one queue per webhook (see [`queue`]).
+    /// The news of this process's queues ([`QueueNews`]), for its delivery engine.
+    fn queue_news(&self) -> mpsc::UnboundedReceiver<QueueNews>;
+    /// Webhooks with pending deliveries that this process drives, or may take over because no
+    /// live process drives them.
+    async fn find_queues(&self, now: Timestamp) -> Result<Vec<String>, StoreError>;
+    /// Of these webhooks, those whose queue this process drives from now on. A store one
+    /// process owns gives it every webhook; on a shared database a webhook is driven by one
+    /// process at a time, until it stops driving or stops keeping its drive alive.
+    async fn drive(&self, webhooks: Vec<String>, now: Timestamp)
+    -> Result<Vec<String>, StoreError>;
+    /// Keeps this process's drive alive for `lease` from now; a process that cannot must stop
+    /// starting attempts before `lease` runs out, since another may take its queues over then.
+    async fn keep_driving(&self, lease: Duration) -> Result<(), StoreError>;
+    /// Gives up every queue this process drives, so that others take them over at once.
+    async fn stop_driving(&self) -> Result<(), StoreError>;
+    /// The first `limit` pending deliveries of a webhook's queue, in order, leaving out those in
+    /// `skip` (already known to the caller), with where they go; `None` when the webhook is gone,
+    /// failed or expired (nothing of it may be sent).
+    async fn load_queue(
+        &self,
+        webhook_id: &str,
+        limit: usize,
+        skip: Vec<i64>,
+        now: Timestamp,
+    ) -> Result<Option<QueuePage>, StoreError>;
+    /// In one write: records how attempts ended, with the webhook statistics that follow, then
+    /// starts attempts of the deliveries `start` (by `seq`): each counts one attempt and is
+    /// leased until `lease_until`. Only the attempts returned may be made.
+    async fn advance(
+        &self,
+        finished: Vec<Finished>,
+        start: Vec<i64>,
+        lease_until: Timestamp,
+    ) -> Result<Advanced, StoreError>;
     /// Releases the leases of deliveries that were in flight when a previous process stopped.
     async fn release_leases(&self) -> Result<u64, StoreError>;
     /// Releases the leases of these deliveries (by `seq`), if still pending: this process gives
-    /// them up (a shutdown deadline) and any node may claim them again. Returns how many.
+    /// them up (a shutdown deadline). Returns how many.
     async fn release_deliveries(&self, seqs: Vec<i64>) -> Result<u64, StoreError>;
-    /// Claims due deliveries under a lease, oldest first, only the first pending delivery of each
-    /// (webhook, call) so that events of one call go out in order, and only for live webhooks.
-    /// Each claim counts one attempt.
-    async fn claim_deliveries(&self, claim: Claim) -> Result<Claimed, StoreError>;
-    /// Records how attempts ended (in one write), with the webhook statistics that follow.
-    /// Returns how many other deliveries were skipped as a result (when a webhook failed).
-    async fn finish_attempts(&self, finished: Vec<Finished>) -> Result<u64, StoreError>;
     /// Whether this process should run the background jobs (purging webhooks, skipping
     /// undeliverable deliveries): on a database several processes share, true in one of them at a
     /// time, and taken over by another when that one dies. A store one process owns leads always.

@@ -9,7 +9,6 @@ use super::postgres::{PgOpenError, PgStore, redact_url};
 use super::sqlite::{OpenError, SqliteStore, schema};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Where the data lives.
@@ -75,12 +74,12 @@ impl Opened {
         }
     }
 
-    /// Wakes `wake` when another process queues deliveries (PostgreSQL's `LISTEN`), until
-    /// `shutdown`. One SQLite file serves one process, whose own writes wake it already: returns
-    /// at once.
-    pub async fn forward_wakeups(&self, wake: Arc<Notify>, shutdown: CancellationToken) {
+    /// Hands what other processes announce about queues (PostgreSQL's `LISTEN`) to this
+    /// process's engine, through the store's news, until `shutdown`. One SQLite file serves one
+    /// process, whose own writes make the news: returns at once.
+    pub async fn forward_wakeups(&self, shutdown: CancellationToken) {
         if let Opened::Postgres(pg) = self {
-            pg.forward_wakeups(wake, shutdown).await;
+            pg.forward_wakeups(shutdown).await;
         }
     }
 }

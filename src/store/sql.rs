@@ -8,6 +8,16 @@ use super::SortKey;
 /// The final call states, as an SQL list (`state NOT IN ...` keeps the active calls).
 pub(crate) const FINAL_STATES: &str = "('ANSWERED', 'CANCELLED', 'REJECTED', 'MISSED')";
 
+/// The webhooks with pending deliveries, as `q(webhook_id)`: a loose scan of the queue index
+/// (`deliveries_queue`), one probe per webhook rather than a read of every pending row. Append
+/// `SELECT ... FROM q ...` to it.
+pub(crate) const QUEUES_WITH_PENDING: &str = "WITH RECURSIVE q(webhook_id) AS ( \
+       SELECT MIN(webhook_id) FROM deliveries WHERE status = 'pending' \
+       UNION ALL \
+       SELECT (SELECT MIN(webhook_id) FROM deliveries \
+               WHERE status = 'pending' AND webhook_id > q.webhook_id) \
+       FROM q WHERE q.webhook_id IS NOT NULL) ";
+
 /// The column a sort key orders by, and whether it holds text (PostgreSQL sorts text by its
 /// locale unless told to compare bytes, as SQLite does).
 pub(crate) fn sort_column(key: SortKey) -> (&'static str, bool) {

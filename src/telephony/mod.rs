@@ -12,27 +12,17 @@ use crate::domain::report::CallReport;
 use crate::metrics::Metrics;
 use crate::store::{ApplyError, ApplyOutcome, Store};
 use std::sync::Arc;
-use tokio::sync::Notify;
 
-/// Applies call reports and wakes the delivery engine when they queue deliveries.
+/// Applies call reports (the store hands the deliveries they queue to the delivery engine).
 #[derive(Clone)]
 pub struct CallSink {
     store: Arc<dyn Store>,
-    delivery_wake: Arc<Notify>,
     metrics: Arc<Metrics>,
 }
 
 impl CallSink {
-    pub fn new(
-        store: Arc<dyn Store>,
-        delivery_wake: Arc<Notify>,
-        metrics: Arc<Metrics>,
-    ) -> CallSink {
-        CallSink {
-            store,
-            delivery_wake,
-            metrics,
-        }
+    pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> CallSink {
+        CallSink { store, metrics }
     }
 
     /// Applies one report (state machine, event, outbox: one transaction).
@@ -41,9 +31,6 @@ impl CallSink {
             .store
             .apply_call_report(report, Timestamp::now())
             .await?;
-        if outcome.deliveries > 0 {
-            self.delivery_wake.notify_one();
-        }
         self.metrics.skipped(outcome.skipped as u64);
         Ok(outcome)
     }

@@ -6,8 +6,8 @@ use callhook::domain::call::{CallState, Direction};
 use callhook::domain::identity::Owner;
 use callhook::domain::report::CallReport;
 use callhook::domain::webhook::{MetadataPolicy, SigningAlgo, Statistics, Webhook, WebhookSpec};
-use callhook::store::{AttemptEnd, Claim, DeliveryJob, Finished};
-use std::collections::HashMap;
+use callhook::store::{AttemptEnd, DeliveryJob, Finished, QueuePage, Store};
+use std::time::Duration;
 
 pub fn owner() -> Owner {
     Owner {
@@ -58,14 +58,44 @@ pub fn report(external_id: &str, state: CallState) -> CallReport {
     }
 }
 
-pub fn claim_at(now: Timestamp, lease_ms: i64, limit: usize) -> Claim {
-    Claim {
-        now,
-        lease_until: ms(now, lease_ms),
-        limit,
-        room: HashMap::new(),
-        fresh_room: 1_000,
-    }
+/// How long the drive of a test node lasts without renewal.
+pub const LEASE: Duration = Duration::from_secs(60);
+
+/// Makes `store` a live node that drives `webhook`'s queue, and reads the queue; panics when
+/// another node drives it.
+pub async fn drive_and_load(store: &impl Store, webhook: &str) -> QueuePage {
+    store.keep_driving(LEASE).await.expect("keep driving");
+    let driven = store
+        .drive(vec![webhook.to_string()], Timestamp::now())
+        .await
+        .expect("drive");
+    assert_eq!(driven, [webhook], "this node drives {webhook}");
+    store
+        .load_queue(webhook, 1_000, vec![], Timestamp::now())
+        .await
+        .expect("load")
+        .expect("a live webhook")
+}
+
+/// Starts the attempts of `page`'s deliveries at `seqs` positions and returns their jobs (those
+/// the store started).
+pub async fn start(store: &impl Store, page: &QueuePage, positions: &[usize]) -> Vec<DeliveryJob> {
+    let chosen: Vec<_> = positions.iter().map(|i| &page.deliveries[*i]).collect();
+    let advanced = store
+        .advance(
+            vec![],
+            chosen.iter().map(|d| d.seq).collect(),
+            ms(Timestamp::now(), 60_000),
+        )
+        .await
+        .expect("start");
+    chosen
+        .into_iter()
+        .filter_map(|d| {
+            let s = advanced.started.iter().find(|s| s.seq == d.seq)?;
+            Some(DeliveryJob::new(&page.target, d, *s))
+        })
+        .collect()
 }
 
 pub fn delivered(job: &DeliveryJob) -> Finished {

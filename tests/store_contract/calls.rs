@@ -99,6 +99,7 @@ pub(crate) async fn a_refused_report_changes_nothing_and_queues_nothing(store: A
 }
 
 pub(crate) async fn a_repeated_report_is_a_repeat_and_queues_nothing(store: Arc<dyn Store>) {
+    let mut d = Driver::new(&store);
     // Arrange
     hook(&store, &ann(), "w1").await;
     let ringing = event(&store, &ann(), "c1", CallState::Ringing, 1_000).await;
@@ -121,7 +122,7 @@ pub(crate) async fn a_repeated_report_is_a_repeat_and_queues_nothing(store: Arc<
         }
     );
     assert_eq!(store.backlog().await.expect("backlog").pending, 1);
-    let jobs = take(&store, claim(2_000, 3_000)).await;
+    let jobs = d.take(claim(2_000, 3_000)).await;
     assert_eq!(whats(&jobs), [job("w1", "c1", "RINGING")]);
     assert_eq!(
         store.get_call(&ann(), &ringing.id).await.expect("get"),

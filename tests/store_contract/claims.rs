@@ -1,23 +1,25 @@
-//! The contract for filling and draining the outbox: which deliveries a call event queues, and
-//! which of them a claim takes (order per webhook and call, limit, room, leases, attempts).
+//! The contract for filling and draining the outbox: which deliveries a call event queues, how a
+//! webhook's queue reads (order per webhook and call, pages), which processes drive it, and how
+//! starting an attempt counts.
 
 use crate::fixtures::*;
 use callhook::domain::CallState;
 use callhook::domain::call::Applied;
 use callhook::domain::event::CallEvent;
 use callhook::domain::webhook::{MetadataPolicy, SigningAlgo};
-use callhook::store::{AttemptEnd, Claim, Store};
-use std::collections::HashMap;
+use callhook::store::{AttemptEnd, Store};
 use std::sync::Arc;
 
 pub(crate) async fn an_event_queues_one_delivery_per_live_webhook_and_skips_the_others(
     store: Arc<dyn Store>,
 ) {
+    let mut d = Driver::new(&store);
     // Arrange: Ann's w-failed failed on an earlier call; w-expired expired at 500; Bob has w-bob.
     hook(&store, &ann(), "w-failed").await;
     event(&store, &ann(), "c0", CallState::Ringing, 100).await;
-    let sent = take(&store, claim(100, 200)).await;
-    finish(&store, &sent[0], AttemptEnd::Failed(http_500()), 150).await;
+    let sent = d.take(claim(100, 200)).await;
+    d.finish(&sent[0], AttemptEnd::Failed(http_500()), 150)
+        .await;
     let mut expired = webhook(&ann(), "w-expired");
     expired.expire_at = at(500);
     create(&store, &expired).await;
@@ -35,7 +37,7 @@ pub(crate) async fn an_event_queues_one_delivery_per_live_webhook_and_skips_the_
         1_000,
     )
     .await;
-    let jobs = take(&store, claim(1_000, 2_000)).await;
+    let jobs = d.take(claim(1_000, 2_000)).await;
 
     // Assert
     assert_eq!((outcome.deliveries, outcome.skipped), (1, 2));
@@ -51,7 +53,7 @@ pub(crate) async fn an_event_queues_one_delivery_per_live_webhook_and_skips_the_
     assert_eq!((sent.attempt, sent.replayed_after), (1, 0));
     let canonical = serde_json::to_string(&CallEvent::from(&call)).expect("serialise the event");
     assert_eq!(
-        sent.event, canonical,
+        &*sent.event, canonical,
         "the event, as canonical JSON, byte for byte"
     );
 }
@@ -61,6 +63,7 @@ pub(crate) async fn an_event_queues_one_delivery_per_live_webhook_and_skips_the_
 pub(crate) async fn nothing_is_claimed_for_a_webhook_that_expired_after_queueing(
     store: Arc<dyn Store>,
 ) {
+    let mut d = Driver::new(&store);
     // Arrange: w1 expires at 5000 with a delivery waiting.
     let mut w = webhook(&ann(), "w1");
     w.expire_at = at(5_000);
@@ -68,28 +71,22 @@ pub(crate) async fn nothing_is_claimed_for_a_webhook_that_expired_after_queueing
     event(&store, &ann(), "c1", CallState::Ringing, 1_000).await;
 
     // Act
-    let expired = store
-        .claim_deliveries(claim(5_000, 6_000))
-        .await
-        .expect("claim");
+    let expired = d.take(claim(5_000, 6_000)).await;
 
     // Assert
-    assert!(
-        expired.jobs.is_empty(),
-        "claimed {:?}",
-        whats(&expired.jobs)
-    );
+    assert!(expired.is_empty(), "claimed {:?}", whats(&expired));
     let renewed = store
         .renew_webhook(&ann(), "w1", at(5_500), at(FAR), at(2 * FAR))
         .await
         .expect("renew");
     assert!(renewed.is_some(), "w1 is ann's");
-    let after_renewal = take(&store, claim(5_500, 6_000)).await;
+    let after_renewal = d.take(claim(5_500, 6_000)).await;
     assert_eq!(whats(&after_renewal), [job("w1", "c1", "RINGING")]);
 }
 
 /// The signing key goes out only for `HMAC_SHA256` with a non-empty key.
 pub(crate) async fn a_job_carries_a_signing_key_only_when_it_must_be_signed(store: Arc<dyn Store>) {
+    let mut d = Driver::new(&store);
     // Arrange
     let cases = [
         ("w-hmac", SigningAlgo::HmacSha256, Some("k"), Some("k")),
@@ -106,7 +103,7 @@ pub(crate) async fn a_job_carries_a_signing_key_only_when_it_must_be_signed(stor
     event(&store, &ann(), "c1", CallState::Ringing, 1_000).await;
 
     // Act
-    let jobs = take(&store, claim(1_000, 2_000)).await;
+    let jobs = d.take(claim(1_000, 2_000)).await;
 
     // Assert
     for (id, _, _, expected) in cases {
@@ -118,6 +115,7 @@ pub(crate) async fn a_job_carries_a_signing_key_only_when_it_must_be_signed(stor
 pub(crate) async fn only_the_first_waiting_event_of_each_call_is_claimed_per_webhook(
     store: Arc<dyn Store>,
 ) {
+    let mut d = Driver::new(&store);
     // Arrange: c1 rings and is answered, c2 rings; two webhooks.
     hook(&store, &ann(), "w1").await;
     hook(&store, &ann(), "w2").await;
@@ -126,14 +124,14 @@ pub(crate) async fn only_the_first_waiting_event_of_each_call_is_claimed_per_web
     event(&store, &ann(), "c2", CallState::Ringing, 1_200).await;
 
     // Act
-    let first = take(&store, claim(2_000, 10_000)).await;
+    let first = d.take(claim(2_000, 10_000)).await;
     let w1_ringing = first
         .iter()
         .find(|j| what(j) == job("w1", "c1", "RINGING"))
         .expect("w1's c1 RINGING is claimed")
         .clone();
-    finish(&store, &w1_ringing, AttemptEnd::Delivered, 2_100).await;
-    let second = take(&store, claim(2_200, 10_000)).await;
+    d.finish(&w1_ringing, AttemptEnd::Delivered, 2_100).await;
+    let second = d.take(claim(2_200, 10_000)).await;
 
     // Assert
     let mut first = whats(&first);
@@ -155,6 +153,7 @@ pub(crate) async fn only_the_first_waiting_event_of_each_call_is_claimed_per_web
 }
 
 pub(crate) async fn a_claim_takes_the_oldest_first_up_to_its_limit(store: Arc<dyn Store>) {
+    let mut d = Driver::new(&store);
     // Arrange: three calls queued at 1000, 1100, 1200 (their events happened the other way).
     hook(&store, &ann(), "w1").await;
     for (ext, queued, happened) in [("c1", 1_000, 900), ("c2", 1_100, 800), ("c3", 1_200, 700)] {
@@ -171,9 +170,9 @@ pub(crate) async fn a_claim_takes_the_oldest_first_up_to_its_limit(store: Arc<dy
     };
 
     // Act
-    let first = take(&store, limited(2_000)).await;
-    let second = take(&store, limited(2_000)).await;
-    let third = take(&store, limited(2_000)).await;
+    let first = d.take(limited(2_000)).await;
+    let second = d.take(limited(2_000)).await;
+    let third = d.take(limited(2_000)).await;
 
     // Assert
     assert_eq!(
@@ -184,94 +183,119 @@ pub(crate) async fn a_claim_takes_the_oldest_first_up_to_its_limit(store: Arc<dy
     assert!(third.is_empty(), "claimed twice: {:?}", whats(&third));
 }
 
-pub(crate) async fn a_claim_gives_each_webhook_at_most_its_room(store: Arc<dyn Store>) {
-    // Arrange: three calls, so three due deliveries for each of three webhooks.
-    for id in ["w1", "w2", "w3"] {
-        hook(&store, &ann(), id).await;
-    }
-    for (n, ext) in ["c1", "c2", "c3"].into_iter().enumerate() {
+/// A webhook's queue reads in `seq` order, a page at a time, leaving out what the reader already
+/// holds; the page says whether it is the whole queue.
+pub(crate) async fn a_queue_reads_in_order_a_page_at_a_time(store: Arc<dyn Store>) {
+    // Arrange: five calls ring for w1; w2 is Bob's and has nothing.
+    hook(&store, &ann(), "w1").await;
+    hook(&store, &bob(), "w2").await;
+    for (n, ext) in ["c1", "c2", "c3", "c4", "c5"].into_iter().enumerate() {
         event(&store, &ann(), ext, CallState::Ringing, 1_000 + n as i64).await;
     }
-    let c = Claim {
-        room: HashMap::from([("w1".to_string(), 2), ("w2".to_string(), 0)]),
-        fresh_room: 1,
-        ..claim(2_000, 10_000)
-    };
 
     // Act
-    let jobs = take(&store, c).await;
+    let found = store.find_queues(at(2_000)).await.expect("find");
+    let driven = store.drive(found.clone(), at(2_000)).await.expect("drive");
+    let load = |limit, skip: Vec<i64>| {
+        let store = store.clone();
+        async move {
+            store
+                .load_queue("w1", limit, skip, at(2_000))
+                .await
+                .expect("load")
+                .expect("w1 is live")
+        }
+    };
+    let first = load(2, vec![]).await;
+    let known: Vec<i64> = first.deliveries.iter().map(|d| d.seq).collect();
+    let rest = load(10, known.clone()).await;
+    let none = store
+        .load_queue("nope", 10, vec![], at(2_000))
+        .await
+        .expect("load");
 
     // Assert
-    let per_webhook = |id: &str| jobs.iter().filter(|j| j.webhook_id == id).count();
+    assert_eq!(found, ["w1"], "only queues with something pending");
+    assert_eq!(driven, found, "nobody else drives it");
+    let externals = |page: &callhook::store::QueuePage| -> Vec<String> {
+        page.deliveries
+            .iter()
+            .map(|d| {
+                serde_json::from_str::<serde_json::Value>(&d.event).expect("JSON")["externalId"]
+                    .as_str()
+                    .expect("externalId")
+                    .to_string()
+            })
+            .collect()
+    };
     assert_eq!(
-        (per_webhook("w1"), per_webhook("w2"), per_webhook("w3")),
-        (2, 0, 1),
-        "room w1 2, w2 0, others 1: {:?}",
-        whats(&jobs)
+        (externals(&first), first.complete),
+        (vec!["c1".into(), "c2".into()], false)
     );
-    let later = take(&store, claim(2_000, 10_000)).await;
     assert_eq!(
-        later.len(),
-        6,
-        "the rest stayed claimable: {:?}",
-        whats(&later)
+        (externals(&rest), rest.complete),
+        (vec!["c3".into(), "c4".into(), "c5".into()], true)
     );
+    assert!(known[0] < known[1] && known[1] < rest.deliveries[0].seq);
+    assert_eq!(first.target.webhook_id, "w1");
+    assert!(none.is_none(), "no such webhook");
 }
 
-/// A lease hides a claimed delivery until `lease_until` (then it may be claimed again); each
-/// claim counts one attempt, and the `deliveryId` stays.
-pub(crate) async fn a_leased_delivery_is_hidden_until_its_lease_ends(store: Arc<dyn Store>) {
+/// Starting an attempt counts it and keeps the `deliveryId`; a delivery that is no longer pending
+/// is not started; a process that starts again after a crash sends what was in flight again,
+/// with a higher attempt.
+pub(crate) async fn each_start_counts_one_attempt_and_only_pending_deliveries_start(
+    store: Arc<dyn Store>,
+) {
     // Arrange
     hook(&store, &ann(), "w1").await;
     event(&store, &ann(), "c1", CallState::Ringing, 1_000).await;
+    event(&store, &ann(), "c2", CallState::Ringing, 1_000).await;
+    let mut crashed = Driver::new(&store);
+    let first = crashed.take(claim(1_000, 2_000)).await;
+    assert_eq!(first.len(), 2, "arrange: both in flight");
+    crashed
+        .finish(&first[1], AttemptEnd::Delivered, 1_100)
+        .await;
 
-    // Act
-    let first = take(&store, claim(1_000, 2_000)).await;
-    let during = take(&store, claim(1_999, 3_000)).await;
-    let after = take(&store, claim(2_000, 3_000)).await;
-    let third = take(&store, claim(3_000, 4_000)).await;
+    // Act: a new process takes over; the delivered one cannot be started again.
+    let mut restarted = Driver::new(&store);
+    let again = restarted.take(claim(3_000, 4_000)).await;
+    let refused = store
+        .advance(vec![], vec![first[1].seq], at(4_000))
+        .await
+        .expect("advance");
 
     // Assert
-    assert_eq!(first.len(), 1);
-    assert!(
-        during.is_empty(),
-        "claimed under a lease: {:?}",
-        whats(&during)
-    );
-    assert_eq!(after.len(), 1, "not claimable when its lease ended");
+    assert_eq!(whats(&again), [what(&first[0])]);
     assert_eq!(
-        (after[0].id.as_str(), after[0].seq),
-        (first[0].id.as_str(), first[0].seq)
+        (again[0].id.as_str(), first[0].attempt, again[0].attempt),
+        (first[0].id.as_str(), 1, 2)
     );
-    let attempts: Vec<u32> = [&first[0], &after[0], &third[0]]
-        .iter()
-        .map(|j| j.attempt)
-        .collect();
-    assert_eq!(attempts, [1, 2, 3]);
+    assert!(refused.started.is_empty(), "{refused:?}");
 }
 
-pub(crate) async fn released_deliveries_are_claimable_again_at_once(store: Arc<dyn Store>) {
+pub(crate) async fn released_deliveries_keep_their_attempts(store: Arc<dyn Store>) {
+    let mut d = Driver::new(&store);
     // Arrange: two deliveries in flight under a long lease, and one already delivered.
     hook(&store, &ann(), "w1").await;
     for ext in ["c1", "c2", "c3"] {
         event(&store, &ann(), ext, CallState::Ringing, 1_000).await;
     }
-    let jobs = take(&store, claim(1_000, 100_000)).await;
+    let jobs = d.take(claim(1_000, 100_000)).await;
     assert_eq!(jobs.len(), 3, "arrange: three in flight");
-    finish(&store, &jobs[2], AttemptEnd::Delivered, 1_100).await;
+    d.finish(&jobs[2], AttemptEnd::Delivered, 1_100).await;
 
     // Act
     let released = store
         .release_deliveries(vec![jobs[0].seq, jobs[2].seq, -1])
         .await
         .expect("release");
-    let again = take(&store, claim(1_200, 100_000)).await;
+    let again = Driver::new(&store).take(claim(1_200, 100_000)).await;
 
     // Assert
     assert_eq!(released, 1, "only the pending one is released");
-    assert_eq!(whats(&again), [what(&jobs[0])]);
-    assert_eq!(
-        (again[0].id.as_str(), again[0].attempt),
-        (jobs[0].id.as_str(), 2)
-    );
+    let mut again = whats(&again);
+    again.sort();
+    assert_eq!(again, [what(&jobs[0]), what(&jobs[1])]);
 }

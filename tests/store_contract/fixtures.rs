@@ -10,9 +10,9 @@ use callhook::domain::report::CallReport;
 use callhook::domain::webhook::{MetadataPolicy, SigningAlgo, Statistics, Webhook, WebhookSpec};
 use callhook::domain::{CallState, Direction, Timestamp};
 use callhook::store::{
-    ApplyOutcome, AttemptEnd, Claim, Created, DeliveryJob, Failure, Finished, NewToken, Store,
+    ApplyOutcome, AttemptEnd, Created, DeliveryJob, Failure, Finished, NewToken, Store,
 };
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// An instant, in epoch milliseconds.
@@ -158,18 +158,25 @@ pub(crate) fn user_token(id: &str, secret: &str, owner: &Owner, created_ms: i64)
     }
 }
 
-/// A claim at `now_ms` leasing until `lease_ms`, with room for everything.
+/// What a driver asks for: the deliveries it may send at `now`, at most `limit`, leased until
+/// `lease_until`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Claim {
+    pub now: Timestamp,
+    pub lease_until: Timestamp,
+    pub limit: usize,
+}
+
+/// Everything sendable at `now_ms`, leased until `lease_ms`.
 pub(crate) fn claim(now_ms: i64, lease_ms: i64) -> Claim {
     Claim {
         now: at(now_ms),
         lease_until: at(lease_ms),
         limit: 100,
-        room: HashMap::new(),
-        fresh_room: 100,
     }
 }
 
-/// A claim of one delivery (the oldest due) at `now_ms`, leased for a second.
+/// The oldest sendable delivery at `now_ms`, leased for a second.
 pub(crate) fn claim_one(now_ms: i64) -> Claim {
     Claim {
         limit: 1,
@@ -177,13 +184,83 @@ pub(crate) fn claim_one(now_ms: i64) -> Claim {
     }
 }
 
-/// Claims with `c` and returns the jobs.
-pub(crate) async fn take(store: &Arc<dyn Store>, c: Claim) -> Vec<DeliveryJob> {
-    store
-        .claim_deliveries(c)
-        .await
-        .unwrap_or_else(|e| panic!("claim deliveries: {e}"))
-        .jobs
+/// A process driving queues as the delivery engine does, reduced to what the contract needs: it
+/// finds the queues to drive, reads each in order, sends the first pending delivery of each call
+/// unless that call has one in flight, oldest (due, seq) first, and records outcomes. What is in
+/// flight lives in the driver, as it does in the engine: a new driver (a restarted process) knows
+/// nothing of it.
+pub(crate) struct Driver {
+    store: Arc<dyn Store>,
+    in_flight: HashSet<i64>,
+}
+
+impl Driver {
+    pub(crate) fn new(store: &Arc<dyn Store>) -> Driver {
+        Driver {
+            store: store.clone(),
+            in_flight: HashSet::new(),
+        }
+    }
+
+    /// Starts what may be sent per `c` and returns the jobs.
+    pub(crate) async fn take(&mut self, c: Claim) -> Vec<DeliveryJob> {
+        let store = &self.store;
+        let found = store.find_queues(c.now).await.expect("find queues");
+        let driven = store.drive(found, c.now).await.expect("drive");
+        let mut sendable = Vec::new();
+        for webhook in driven {
+            let page = store
+                .load_queue(&webhook, 10_000, Vec::new(), c.now)
+                .await
+                .unwrap_or_else(|e| panic!("load the queue of {webhook}: {e}"));
+            let Some(page) = page else { continue };
+            let mut calls = HashSet::new();
+            for delivery in page.deliveries {
+                let head = calls.insert(delivery.call_seq);
+                if head && !self.in_flight.contains(&delivery.seq) && delivery.due <= c.now {
+                    sendable.push((page.target.clone(), delivery));
+                }
+            }
+        }
+        sendable.sort_by_key(|(_, d)| (d.due, d.seq));
+        sendable.truncate(c.limit);
+        let seqs = sendable.iter().map(|(_, d)| d.seq).collect();
+        let started = store
+            .advance(Vec::new(), seqs, c.lease_until)
+            .await
+            .unwrap_or_else(|e| panic!("start attempts: {e}"))
+            .started;
+        let mut jobs = Vec::new();
+        for (target, delivery) in &sendable {
+            if let Some(s) = started.iter().find(|s| s.seq == delivery.seq) {
+                self.in_flight.insert(delivery.seq);
+                jobs.push(DeliveryJob::new(target, delivery, *s));
+            }
+        }
+        jobs
+    }
+
+    /// Records how attempts ended; returns how many deliveries were skipped as a result.
+    pub(crate) async fn finish_all(&mut self, finished: Vec<Finished>) -> u64 {
+        for f in &finished {
+            self.in_flight.remove(&f.job.seq);
+        }
+        self.store
+            .advance(finished, Vec::new(), at(0))
+            .await
+            .unwrap_or_else(|e| panic!("record outcomes: {e}"))
+            .skipped
+    }
+
+    /// Records how one attempt ended, at `ms`; returns how many deliveries were skipped.
+    pub(crate) async fn finish(&mut self, job: &DeliveryJob, end: AttemptEnd, ms: i64) -> u64 {
+        let finished = Finished {
+            job: job.clone(),
+            end,
+            at: at(ms),
+        };
+        self.finish_all(vec![finished]).await
+    }
 }
 
 /// What a job carries, readably: `(webhook id, call externalId, state)`.
@@ -219,23 +296,6 @@ pub(crate) fn only_for(jobs: &[DeliveryJob], webhook: &str) -> DeliveryJob {
     let mine: Vec<&DeliveryJob> = jobs.iter().filter(|j| j.webhook_id == webhook).collect();
     assert_eq!(mine.len(), 1, "jobs for {webhook}: {:?}", whats(jobs));
     mine[0].clone()
-}
-
-/// Records how one attempt ended, at `ms`; returns how many deliveries were skipped as a result.
-pub(crate) async fn finish(
-    store: &Arc<dyn Store>,
-    job: &DeliveryJob,
-    end: AttemptEnd,
-    ms: i64,
-) -> u64 {
-    store
-        .finish_attempts(vec![Finished {
-            job: job.clone(),
-            end,
-            at: at(ms),
-        }])
-        .await
-        .unwrap_or_else(|e| panic!("finish attempt of {}: {e}", job.id))
 }
 
 /// A final failure as the sender reports an HTTP 500.

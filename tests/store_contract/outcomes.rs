@@ -11,16 +11,17 @@ use std::sync::Arc;
 /// "A delivery that succeeds at any attempt counts as one attempt and one success"; the tries
 /// before it count nothing.
 pub(crate) async fn a_delivery_that_succeeds_after_retries_counts_once(store: Arc<dyn Store>) {
+    let mut d = Driver::new(&store);
     // Arrange
     hook(&store, &ann(), "w1").await;
     event(&store, &ann(), "c1", CallState::Ringing, 1_000).await;
-    let first = take(&store, claim(1_000, 2_000)).await;
+    let first = d.take(claim(1_000, 2_000)).await;
 
     // Act
-    let skipped = finish(&store, &first[0], retry_at(3_000), 1_500).await;
+    let skipped = d.finish(&first[0], retry_at(3_000), 1_500).await;
     let after_retry = stats(&store, &ann(), "w1").await;
-    let second = take(&store, claim(3_000, 4_000)).await;
-    finish(&store, &second[0], AttemptEnd::Delivered, 3_500).await;
+    let second = d.take(claim(3_000, 4_000)).await;
+    d.finish(&second[0], AttemptEnd::Delivered, 3_500).await;
 
     // Assert
     assert_eq!(skipped, 0);
@@ -39,12 +40,13 @@ pub(crate) async fn a_delivery_that_succeeds_after_retries_counts_once(store: Ar
         }
     );
     assert!(
-        take(&store, claim(10_000, 20_000)).await.is_empty(),
+        d.take(claim(10_000, 20_000)).await.is_empty(),
         "delivered twice"
     );
 }
 
 pub(crate) async fn a_batch_of_successes_counts_each_delivery(store: Arc<dyn Store>) {
+    let mut d = Driver::new(&store);
     // Arrange: three calls for w1, one for Bob's w2.
     hook(&store, &ann(), "w1").await;
     hook(&store, &bob(), "w2").await;
@@ -52,7 +54,7 @@ pub(crate) async fn a_batch_of_successes_counts_each_delivery(store: Arc<dyn Sto
         event(&store, &ann(), ext, CallState::Ringing, 1_000).await;
     }
     event(&store, &bob(), "c4", CallState::Ringing, 1_000).await;
-    let jobs = take(&store, claim(1_000, 2_000)).await;
+    let jobs = d.take(claim(1_000, 2_000)).await;
     assert_eq!(jobs.len(), 4, "arrange: {:?}", whats(&jobs));
     let ends = [1_300, 1_100, 1_200, 1_050];
 
@@ -66,7 +68,7 @@ pub(crate) async fn a_batch_of_successes_counts_each_delivery(store: Arc<dyn Sto
             at: at(ms),
         })
         .collect();
-    let skipped = store.finish_attempts(finished).await.expect("finish");
+    let skipped = d.finish_all(finished).await;
 
     // Assert
     assert_eq!(skipped, 0);
@@ -90,8 +92,8 @@ pub(crate) async fn a_batch_of_successes_counts_each_delivery(store: Arc<dyn Sto
     assert_eq!(store.backlog().await.expect("backlog").pending, 0);
     // A success recorded later but that happened earlier (another node's, say) keeps the latest.
     event(&store, &ann(), "c5", CallState::Ringing, 1_400).await;
-    let late = take(&store, claim(1_400, 2_000)).await;
-    finish(&store, &late[0], AttemptEnd::Delivered, 1_000).await;
+    let late = d.take(claim(1_400, 2_000)).await;
+    d.finish(&late[0], AttemptEnd::Delivered, 1_000).await;
     let w1 = stats(&store, &ann(), "w1").await;
     assert_eq!(
         (w1.total_successes, w1.last_success),
@@ -105,21 +107,24 @@ pub(crate) async fn a_batch_of_successes_counts_each_delivery(store: Arc<dyn Sto
 pub(crate) async fn a_final_failure_counts_once_marks_the_webhook_failed_and_skips_the_rest(
     store: Arc<dyn Store>,
 ) {
+    let mut d = Driver::new(&store);
     // Arrange: w1 delivered c0 once; then c1 (ringing, active) and c2 wait.
     hook(&store, &ann(), "w1").await;
     event(&store, &ann(), "c0", CallState::Ringing, 500).await;
-    let c0 = take(&store, claim(500, 600)).await;
-    finish(&store, &c0[0], AttemptEnd::Delivered, 550).await;
+    let c0 = d.take(claim(500, 600)).await;
+    d.finish(&c0[0], AttemptEnd::Delivered, 550).await;
     event(&store, &ann(), "c1", CallState::Ringing, 1_000).await;
     event(&store, &ann(), "c1", CallState::Active, 1_100).await;
     event(&store, &ann(), "c2", CallState::Ringing, 1_200).await;
-    let c1 = take(&store, claim_one(1_300)).await;
-    finish(&store, &c1[0], retry_at(2_000), 1_400).await;
-    let retried = take(&store, claim(2_000, 3_000)).await;
+    let c1 = d.take(claim_one(1_300)).await;
+    d.finish(&c1[0], retry_at(2_000), 1_400).await;
+    let retried = d.take(claim(2_000, 3_000)).await;
     assert_eq!(whats(&retried), [job("w1", "c1", "RINGING")], "arrange");
 
     // Act
-    let skipped = finish(&store, &retried[0], AttemptEnd::Failed(http_500()), 2_500).await;
+    let skipped = d
+        .finish(&retried[0], AttemptEnd::Failed(http_500()), 2_500)
+        .await;
 
     // Assert
     assert_eq!(skipped, 2, "c1 ACTIVE and c2 RINGING");
@@ -137,7 +142,7 @@ pub(crate) async fn a_final_failure_counts_once_marks_the_webhook_failed_and_ski
             last_error_message: Some(failure.message),
         }
     );
-    assert!(take(&store, claim(10_000, 20_000)).await.is_empty());
+    assert!(d.take(claim(10_000, 20_000)).await.is_empty());
     assert_eq!(store.backlog().await.expect("backlog").pending, 0);
     let later = apply(
         &store,
@@ -157,12 +162,13 @@ pub(crate) async fn a_final_failure_counts_once_marks_the_webhook_failed_and_ski
 pub(crate) async fn attempts_in_flight_when_the_webhook_fails_are_not_retried(
     store: Arc<dyn Store>,
 ) {
+    let mut d = Driver::new(&store);
     // Arrange: c1, c2 and c3 in flight together.
     hook(&store, &ann(), "w1").await;
     for ext in ["c1", "c2", "c3"] {
         event(&store, &ann(), ext, CallState::Ringing, 1_000).await;
     }
-    let jobs = take(&store, claim(1_000, 5_000)).await;
+    let jobs = d.take(claim(1_000, 5_000)).await;
     assert_eq!(jobs.len(), 3, "arrange: {:?}", whats(&jobs));
     let end = |n: usize, end: AttemptEnd| Finished {
         job: jobs[n].clone(),
@@ -171,14 +177,13 @@ pub(crate) async fn attempts_in_flight_when_the_webhook_fails_are_not_retried(
     };
 
     // Act: one batch, in this order.
-    let skipped = store
-        .finish_attempts(vec![
+    let skipped = d
+        .finish_all(vec![
             end(0, AttemptEnd::Failed(http_500())),
             end(1, retry_at(2_000)),
             end(2, AttemptEnd::Delivered),
         ])
-        .await
-        .expect("finish");
+        .await;
 
     // Assert
     assert_eq!(skipped, 1, "the retry of c2");
@@ -192,10 +197,7 @@ pub(crate) async fn attempts_in_flight_when_the_webhook_fails_are_not_retried(
         ),
         (2, 1, 1, true)
     );
-    assert!(
-        take(&store, claim(2_000, 3_000)).await.is_empty(),
-        "c2 retried"
-    );
+    assert!(d.take(claim(2_000, 3_000)).await.is_empty(), "c2 retried");
     assert_eq!(store.backlog().await.expect("backlog").pending, 0);
 }
 
@@ -204,45 +206,45 @@ pub(crate) async fn attempts_in_flight_when_the_webhook_fails_are_not_retried(
 pub(crate) async fn a_retry_holds_the_webhooks_other_deliveries_until_a_success(
     store: Arc<dyn Store>,
 ) {
+    let mut d = Driver::new(&store);
     // Arrange: w-down and w-up both get c1, c2, c3; w-down's c1 fails once.
     hook(&store, &ann(), "w-down").await;
     hook(&store, &ann(), "w-up").await;
     for (n, ext) in ["c1", "c2", "c3"].into_iter().enumerate() {
         event(&store, &ann(), ext, CallState::Ringing, 1_000 + n as i64).await;
     }
-    let first = take(&store, claim(1_100, 1_500)).await;
+    let first = d.take(claim(1_100, 1_500)).await;
     let probe = first
         .iter()
         .find(|j| what(j) == job("w-down", "c1", "RINGING"))
         .expect("arrange: w-down's c1 is claimed")
         .clone();
-    let others: Vec<_> = first
-        .iter()
-        .filter(|j| j.seq != probe.seq)
-        .cloned()
-        .collect();
+    // The others were not sent after all (the process gave them up): nothing of them is in
+    // flight.
     store
-        .release_deliveries(others.iter().map(|j| j.seq).collect())
+        .release_deliveries(
+            first
+                .iter()
+                .map(|j| j.seq)
+                .filter(|s| *s != probe.seq)
+                .collect(),
+        )
         .await
         .expect("release the others");
+    let mut d = Driver::new(&store);
 
     // Act
-    finish(&store, &probe, retry_at(5_000), 1_200).await;
+    d.finish(&probe, retry_at(5_000), 1_200).await;
     let paused = event(&store, &ann(), "c4", CallState::Ringing, 2_000).await;
-    let meanwhile = store
-        .claim_deliveries(claim(2_100, 100_000))
-        .await
-        .expect("claim");
-    let retrying = store
-        .claim_deliveries(claim(5_000, 6_000))
-        .await
-        .expect("claim");
-    let at_retry = retrying.jobs;
-    finish(&store, &at_retry[0], AttemptEnd::Delivered, 5_100).await;
-    let resumed = take(&store, claim(5_200, 6_000)).await;
+    let meanwhile = d.take(claim(2_100, 100_000)).await;
+    let mut up_driver = Driver::new(&store);
+    let before_retry = up_driver.take(claim(4_999, 100_000)).await;
+    let at_retry = d.take(claim(5_000, 6_000)).await;
+    d.finish(&at_retry[0], AttemptEnd::Delivered, 5_100).await;
+    let resumed = d.take(claim(5_200, 6_000)).await;
 
     // Assert
-    let mut up: Vec<_> = whats(&meanwhile.jobs);
+    let mut up: Vec<_> = whats(&meanwhile);
     up.sort();
     assert_eq!(
         up,
@@ -254,19 +256,15 @@ pub(crate) async fn a_retry_holds_the_webhooks_other_deliveries_until_a_success(
         ],
         "w-down's deliveries are held while w-up's go on"
     );
-    assert_eq!(
-        meanwhile.next_retry,
-        Some(at(5_000)),
-        "the probe's retry is next"
+    assert!(
+        before_retry.iter().all(|j| j.webhook_id == "w-up"),
+        "nothing of w-down before the probe's time: {:?}",
+        whats(&before_retry)
     );
     assert_eq!(whats(&at_retry), [job("w-down", "c1", "RINGING")]);
     assert_eq!(
         (at_retry[0].id.as_str(), at_retry[0].attempt),
         (probe.id.as_str(), 2)
-    );
-    assert_eq!(
-        retrying.next_retry, None,
-        "held deliveries are no retry waiting for its time"
     );
     let mut down = whats(&resumed);
     down.sort();
@@ -285,20 +283,23 @@ pub(crate) async fn a_retry_holds_the_webhooks_other_deliveries_until_a_success(
 /// A final failure skips the deliveries held while the webhook was paused too, also those of
 /// events that happened meanwhile: a replay after renewal finds them all.
 pub(crate) async fn a_final_failure_after_a_pause_skips_everything_held(store: Arc<dyn Store>) {
+    let mut d = Driver::new(&store);
     // Arrange: w1's c1 is retried; c2 waits; c3 and c4 happen while w1 is paused.
     hook(&store, &ann(), "w1").await;
     event(&store, &ann(), "c1", CallState::Ringing, 1_000).await;
     event(&store, &ann(), "c2", CallState::Ringing, 1_001).await;
-    let probe = take(&store, claim_one(1_100)).await;
+    let probe = d.take(claim_one(1_100)).await;
     assert_eq!(whats(&probe), [job("w1", "c1", "RINGING")], "arrange");
-    finish(&store, &probe[0], retry_at(5_000), 1_200).await;
+    d.finish(&probe[0], retry_at(5_000), 1_200).await;
     event(&store, &ann(), "c3", CallState::Ringing, 2_000).await;
     event(&store, &ann(), "c1", CallState::Active, 2_100).await;
-    let retried = take(&store, claim(5_000, 6_000)).await;
+    let retried = d.take(claim(5_000, 6_000)).await;
     assert_eq!(whats(&retried), [job("w1", "c1", "RINGING")], "arrange");
 
     // Act
-    let skipped = finish(&store, &retried[0], AttemptEnd::Failed(http_500()), 5_500).await;
+    let skipped = d
+        .finish(&retried[0], AttemptEnd::Failed(http_500()), 5_500)
+        .await;
 
     // Assert
     assert_eq!(skipped, 3, "c2, c3 and c1 ACTIVE");
@@ -312,7 +313,7 @@ pub(crate) async fn a_final_failure_after_a_pause_skips_everything_held(store: A
         .await
         .expect("replay");
     assert_eq!(replay, Replay::Queued(3));
-    let mut replayed = whats(&take(&store, claim(6_000, 7_000)).await);
+    let mut replayed = whats(&d.take(claim(6_000, 7_000)).await);
     replayed.sort();
     assert_eq!(
         replayed,

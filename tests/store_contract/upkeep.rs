@@ -10,6 +10,7 @@ use std::sync::Arc;
 pub(crate) async fn skipping_undeliverable_skips_the_waiting_deliveries_of_expired_webhooks(
     store: Arc<dyn Store>,
 ) {
+    let mut d = Driver::new(&store);
     // Arrange: w-exp expires at 5000; both webhooks get c1 at 1000.
     let mut expiring = webhook(&ann(), "w-exp");
     expiring.expire_at = at(5_000);
@@ -31,7 +32,7 @@ pub(crate) async fn skipping_undeliverable_skips_the_waiting_deliveries_of_expir
     // Assert
     assert_eq!((before, at_expiry, again), (0, 1, 0));
     assert_eq!(store.backlog().await.expect("backlog").pending, 1);
-    let jobs = take(&store, claim(6_000, 7_000)).await;
+    let jobs = d.take(claim(6_000, 7_000)).await;
     assert_eq!(whats(&jobs), [job("w-live", "c1", "RINGING")]);
 }
 
@@ -40,13 +41,14 @@ pub(crate) async fn skipping_undeliverable_skips_the_waiting_deliveries_of_expir
 pub(crate) async fn a_webhook_that_expires_while_paused_keeps_its_events_for_a_replay(
     store: Arc<dyn Store>,
 ) {
+    let mut d = Driver::new(&store);
     // Arrange: w1 (expiring at 5000) is retrying c1 when c2 happens.
     let mut w = webhook(&ann(), "w1");
     w.expire_at = at(5_000);
     create(&store, &w).await;
     event(&store, &ann(), "c1", CallState::Ringing, 1_000).await;
-    let probe = take(&store, claim(1_000, 2_000)).await;
-    finish(&store, &probe[0], retry_at(4_000), 1_100).await;
+    let probe = d.take(claim(1_000, 2_000)).await;
+    d.finish(&probe[0], retry_at(4_000), 1_100).await;
     event(&store, &ann(), "c2", CallState::Ringing, 2_000).await;
 
     // Act
@@ -60,7 +62,7 @@ pub(crate) async fn a_webhook_that_expires_while_paused_keeps_its_events_for_a_r
         .replay_skipped(&ann(), "w1", None, at(6_000))
         .await
         .expect("replay");
-    let replayed = take(&store, claim(6_000, 7_000)).await;
+    let replayed = d.take(claim(6_000, 7_000)).await;
 
     // Assert
     assert_eq!(skipped, 2, "c1 and c2");
@@ -74,20 +76,22 @@ pub(crate) async fn a_webhook_that_expires_while_paused_keeps_its_events_for_a_r
     // A later event reaches w1 too, once a delivery has succeeded.
     event(&store, &ann(), "c3", CallState::Ringing, 6_500).await;
     for sent in &replayed {
-        finish(&store, sent, AttemptEnd::Delivered, 6_600).await;
+        d.finish(sent, AttemptEnd::Delivered, 6_600).await;
     }
-    let later = take(&store, claim(6_700, 8_000)).await;
+    let later = d.take(claim(6_700, 8_000)).await;
     assert_eq!(whats(&later), [job("w1", "c3", "RINGING")]);
 }
 
 pub(crate) async fn a_replay_is_refused_for_strangers_and_for_webhooks_that_are_not_live(
     store: Arc<dyn Store>,
 ) {
+    let mut d = Driver::new(&store);
     // Arrange: Ann's w-failed failed; her w-exp expired at 500; Bob has w-bob.
     hook(&store, &ann(), "w-failed").await;
     event(&store, &ann(), "c1", CallState::Ringing, 100).await;
-    let sent = take(&store, claim(100, 200)).await;
-    finish(&store, &sent[0], AttemptEnd::Failed(http_500()), 150).await;
+    let sent = d.take(claim(100, 200)).await;
+    d.finish(&sent[0], AttemptEnd::Failed(http_500()), 150)
+        .await;
     let mut expired = webhook(&ann(), "w-exp");
     expired.expire_at = at(500);
     create(&store, &expired).await;
@@ -113,12 +117,13 @@ pub(crate) async fn a_replay_is_refused_for_strangers_and_for_webhooks_that_are_
 /// A replayed delivery keeps its `deliveryId` and goes on counting attempts; its retry budget
 /// starts again after the attempts made before the replay. A failed delivery is not replayed.
 pub(crate) async fn a_replay_after_renewal_requeues_the_skipped_deliveries(store: Arc<dyn Store>) {
+    let mut d = Driver::new(&store);
     // Arrange: c1 fails for good while c2 is in flight (then skipped after one attempt); c3
     // happens while w1 is failed.
     hook(&store, &ann(), "w1").await;
     event(&store, &ann(), "c1", CallState::Ringing, 1_000).await;
     event(&store, &ann(), "c2", CallState::Ringing, 1_001).await;
-    let jobs = take(&store, claim(1_100, 5_000)).await;
+    let jobs = d.take(claim(1_100, 5_000)).await;
     assert_eq!(jobs.len(), 2, "arrange: {:?}", whats(&jobs));
     let c2 = jobs
         .iter()
@@ -126,12 +131,8 @@ pub(crate) async fn a_replay_after_renewal_requeues_the_skipped_deliveries(store
         .expect("c2 in flight")
         .clone();
     let c1 = jobs.iter().find(|j| j.seq != c2.seq).expect("c1 in flight");
-    finish(&store, c1, AttemptEnd::Failed(http_500()), 1_200).await;
-    assert_eq!(
-        finish(&store, &c2, retry_at(2_000), 1_300).await,
-        1,
-        "arrange"
-    );
+    d.finish(c1, AttemptEnd::Failed(http_500()), 1_200).await;
+    assert_eq!(d.finish(&c2, retry_at(2_000), 1_300).await, 1, "arrange");
     event(&store, &ann(), "c3", CallState::Ringing, 1_400).await;
     store
         .renew_webhook(&ann(), "w1", at(3_000), at(FAR), at(2 * FAR))
@@ -144,7 +145,7 @@ pub(crate) async fn a_replay_after_renewal_requeues_the_skipped_deliveries(store
         .replay_skipped(&ann(), "w1", None, at(3_000))
         .await
         .expect("replay");
-    let replayed = take(&store, claim(3_000, 4_000)).await;
+    let replayed = d.take(claim(3_000, 4_000)).await;
 
     // Assert
     assert_eq!(replay, Replay::Queued(2), "c2 and c3, not the failed c1");
@@ -166,11 +167,13 @@ pub(crate) async fn a_replay_after_renewal_requeues_the_skipped_deliveries(store
 pub(crate) async fn a_replay_since_an_instant_requeues_only_events_from_then_on(
     store: Arc<dyn Store>,
 ) {
+    let mut d = Driver::new(&store);
     // Arrange: w1 failed on c0; c1, c2, c3 happened at 1000, 2000, 3000 (reported at 3500).
     hook(&store, &ann(), "w1").await;
     event(&store, &ann(), "c0", CallState::Ringing, 100).await;
-    let sent = take(&store, claim(100, 200)).await;
-    finish(&store, &sent[0], AttemptEnd::Failed(http_500()), 150).await;
+    let sent = d.take(claim(100, 200)).await;
+    d.finish(&sent[0], AttemptEnd::Failed(http_500()), 150)
+        .await;
     for (ext, happened) in [("c1", 1_000), ("c2", 2_000), ("c3", 3_000)] {
         let outcome = apply(
             &store,
@@ -191,12 +194,12 @@ pub(crate) async fn a_replay_since_an_instant_requeues_only_events_from_then_on(
         .replay_skipped(&ann(), "w1", Some(at(2_000)), at(4_000))
         .await
         .expect("replay since 2000");
-    let first = take(&store, claim(4_000, 100_000)).await;
+    let first = d.take(claim(4_000, 100_000)).await;
     let rest = store
         .replay_skipped(&ann(), "w1", None, at(4_100))
         .await
         .expect("replay the rest");
-    let second = take(&store, claim(4_100, 100_000)).await;
+    let second = d.take(claim(4_100, 100_000)).await;
     let none_left = store
         .replay_skipped(&ann(), "w1", None, at(4_200))
         .await
@@ -218,6 +221,7 @@ pub(crate) async fn a_replay_since_an_instant_requeues_only_events_from_then_on(
 /// The backlog counts deliveries waiting to be sent, in flight included, and when the oldest
 /// was queued (the `now` it was queued at, not when its event happened).
 pub(crate) async fn the_backlog_counts_waiting_deliveries_and_the_oldest(store: Arc<dyn Store>) {
+    let mut d = Driver::new(&store);
     // Arrange
     assert_eq!(store.backlog().await.expect("backlog"), Backlog::default());
     hook(&store, &ann(), "w1").await;
@@ -235,18 +239,18 @@ pub(crate) async fn the_backlog_counts_waiting_deliveries_and_the_oldest(store: 
     )
     .await;
     let queued = store.backlog().await.expect("backlog");
-    let jobs = take(&store, claim(2_000, 3_000)).await;
+    let jobs = d.take(claim(2_000, 3_000)).await;
     let in_flight = store.backlog().await.expect("backlog");
 
     // Act: c1 is delivered to both; w2 fails on c2, so c3 skips it.
     for sent in jobs.iter().filter(|j| what(j).1 == "c1") {
-        finish(&store, sent, AttemptEnd::Delivered, 2_500).await;
+        d.finish(sent, AttemptEnd::Delivered, 2_500).await;
     }
     let w2_c2 = jobs
         .iter()
         .find(|j| what(j) == job("w2", "c2", "RINGING"))
         .expect("w2's c2 in flight");
-    finish(&store, w2_c2, AttemptEnd::Failed(http_500()), 2_600).await;
+    d.finish(w2_c2, AttemptEnd::Failed(http_500()), 2_600).await;
     apply(
         &store,
         &report(&ann(), "c3", CallState::Ringing, 2_700),
@@ -269,20 +273,21 @@ pub(crate) async fn the_backlog_counts_waiting_deliveries_and_the_oldest(store: 
 /// backend writes their rows at once (PostgreSQL) or only when the webhook answers (SQLite's
 /// held ranges); and once it answers they all go out, each call's in order.
 pub(crate) async fn the_backlog_counts_what_a_paused_webhook_holds(store: Arc<dyn Store>) {
+    let mut d = Driver::new(&store);
     // Arrange: w1 fails c1 once (paused), then c1's ACTIVE and c2 happen.
     hook(&store, &ann(), "w1").await;
     event(&store, &ann(), "c1", CallState::Ringing, 1_000).await;
-    let probe = take(&store, claim(1_000, 2_000)).await;
-    finish(&store, &probe[0], retry_at(3_000), 1_100).await;
+    let probe = d.take(claim(1_000, 2_000)).await;
+    d.finish(&probe[0], retry_at(3_000), 1_100).await;
     event(&store, &ann(), "c1", CallState::Active, 1_200).await;
     event(&store, &ann(), "c2", CallState::Ringing, 1_300).await;
 
     // Act
     let paused = store.backlog().await.expect("backlog");
-    let before_retry = take(&store, claim(2_000, 2_500)).await;
-    let retried = take(&store, claim(3_000, 4_000)).await;
-    finish(&store, &retried[0], AttemptEnd::Delivered, 3_100).await;
-    let resumed = take(&store, claim(3_200, 4_000)).await;
+    let before_retry = d.take(claim(2_000, 2_500)).await;
+    let retried = d.take(claim(3_000, 4_000)).await;
+    d.finish(&retried[0], AttemptEnd::Delivered, 3_100).await;
+    let resumed = d.take(claim(3_200, 4_000)).await;
 
     // Assert
     assert_eq!(paused.pending, 3, "the probe and the two held events");

@@ -136,6 +136,7 @@ pub(crate) async fn another_owners_webhook_can_be_neither_read_nor_deleted_nor_r
 pub(crate) async fn deleting_a_webhook_removes_it_and_its_waiting_deliveries(
     store: Arc<dyn Store>,
 ) {
+    let mut d = Driver::new(&store);
     // Arrange: one waiting delivery for each of two webhooks.
     hook(&store, &ann(), "w1").await;
     hook(&store, &ann(), "w2").await;
@@ -152,18 +153,20 @@ pub(crate) async fn deleting_a_webhook_removes_it_and_its_waiting_deliveries(
     assert!(deleted && !again);
     assert_eq!(store.get_webhook(&ann(), "w1").await.expect("get"), None);
     assert_eq!(store.backlog().await.expect("backlog").pending, 1);
-    let jobs = take(&store, claim(2_000, 3_000)).await;
+    let jobs = d.take(claim(2_000, 3_000)).await;
     assert_eq!(whats(&jobs), [job("w2", "c1", "RINGING")]);
 }
 
 pub(crate) async fn renewing_moves_the_dates_and_clears_failed_but_keeps_the_statistics(
     store: Arc<dyn Store>,
 ) {
+    let mut d = Driver::new(&store);
     // Arrange: w1 has failed once.
     hook(&store, &ann(), "w1").await;
     event(&store, &ann(), "c1", CallState::Ringing, 1_000).await;
-    let sent = take(&store, claim(1_000, 2_000)).await;
-    finish(&store, &sent[0], AttemptEnd::Failed(http_500()), 1_500).await;
+    let sent = d.take(claim(1_000, 2_000)).await;
+    d.finish(&sent[0], AttemptEnd::Failed(http_500()), 1_500)
+        .await;
     let before = get(&store, &ann(), "w1").await;
     assert!(before.statistics.failed, "arrange: w1 failed");
 

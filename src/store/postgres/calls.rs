@@ -7,7 +7,7 @@
 //! [`call::apply`] always sees the latest state. This also keeps the events (and so the delivery
 //! rows) of one call in `seq` order, which the claim's per-call order relies on.
 
-use super::deliveries;
+use super::deliveries::{self, QueuedRows};
 use super::rows::{self, CALL_COLUMNS};
 use crate::domain::Timestamp;
 use crate::domain::call::{self, Applied, Call, TransitionError};
@@ -19,6 +19,7 @@ use crate::store::{ApplyOutcome, CallFilter, SortKey};
 use sqlx::PgConnection;
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
+use std::sync::Arc;
 
 /// A query parameter of a call filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,13 +91,15 @@ pub(super) fn sort_expr(key: SortKey, descending: bool) -> String {
     format!("{column}{collate} {order}")
 }
 
-/// Applies a report inside the caller's transaction. The inner error is a refused report, which
-/// changed nothing.
+/// Applies a report inside the caller's transaction, for node `node`. The inner error is a
+/// refused report, which changed nothing. Also returns what the queued deliveries need done after
+/// the commit.
 pub(super) async fn apply_report(
     c: &mut PgConnection,
+    node: &str,
     report: &CallReport,
     now: Timestamp,
-) -> Result<Result<ApplyOutcome, TransitionError>, sqlx::Error> {
+) -> Result<Result<(ApplyOutcome, QueuedRows), TransitionError>, sqlx::Error> {
     // A second round only when another transaction created the call between our read and our
     // insert; its row is committed (the insert waited for it), so the next read finds it.
     for _ in 0..2 {
@@ -121,11 +124,12 @@ pub(super) async fn apply_report(
             Err(refused) => return Ok(Err(refused)),
         };
         let Applied::Changed(next) = &applied else {
-            return Ok(Ok(ApplyOutcome {
+            let outcome = ApplyOutcome {
                 applied,
                 deliveries: 0,
                 skipped: 0,
-            }));
+            };
+            return Ok(Ok((outcome, QueuedRows::default())));
         };
         let call_seq = match seq {
             Some(seq) => {
@@ -137,12 +141,13 @@ pub(super) async fn apply_report(
                 None => continue,
             },
         };
-        let (deliveries, skipped) = record_event(c, call_seq, next, now).await?;
-        return Ok(Ok(ApplyOutcome {
+        let queued = record_event(c, node, call_seq, next, now).await?;
+        let outcome = ApplyOutcome {
             applied,
-            deliveries,
-            skipped,
-        }));
+            deliveries: queued.pending,
+            skipped: queued.skipped,
+        };
+        return Ok(Ok((outcome, queued)));
     }
     Err(sqlx::Error::Protocol(format!(
         "call {} of account {} was created concurrently but cannot be read",
@@ -193,26 +198,28 @@ async fn insert(c: &mut PgConnection, call: &Call) -> Result<Option<i64>, sqlx::
     .await
 }
 
-/// Records the call's new state as an event and queues its deliveries. Returns how many
-/// deliveries were queued and how many skipped.
+/// Records the call's new state as an event and queues its deliveries.
 async fn record_event(
     c: &mut PgConnection,
+    node: &str,
     call_seq: i64,
     call: &Call,
     now: Timestamp,
-) -> Result<(usize, usize), sqlx::Error> {
-    let body = serde_json::to_string(&CallEvent::from(call))
-        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+) -> Result<QueuedRows, sqlx::Error> {
+    let body: Arc<str> = serde_json::to_string(&CallEvent::from(call))
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?
+        .into();
     let event_seq: i64 = sqlx::query_scalar(
         "INSERT INTO call_events (call_seq, state, at, body) VALUES ($1, $2, $3, $4) RETURNING seq",
     )
     .bind(call_seq)
     .bind(call.state.as_str())
     .bind(call.updated_at.millis())
-    .bind(body)
+    .bind(&*body)
     .fetch_one(&mut *c)
     .await?;
-    deliveries::queue(c, &call.account_id, &call.user_id, call_seq, event_seq, now).await
+    let owner = (call.account_id.as_str(), call.user_id.as_str(), call_seq);
+    deliveries::queue(c, node, owner, (event_seq, &body), now).await
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! The outbox in PostgreSQL: queuing deliveries with a call event, claiming them under leases in
-//! per-(webhook, call) order, recording outcomes and webhook statistics, skipping and replaying.
-//! Every function runs inside the caller's transaction, which several nodes run at once.
+//! The outbox in PostgreSQL: queuing deliveries with a call event, reading a webhook's queue,
+//! starting attempts and recording how they ended with the webhook statistics, skipping and
+//! replaying. Every function runs inside the caller's transaction, which several nodes run at
+//! once; each webhook's queue is driven by one node at a time ([`super::drivers`]).
 //!
 //! The circuit breaker is the form SQLite had before its schema version 4: a failed attempt
 //! pauses its webhook and holds (never due) its other pending deliveries, and deliveries queued
@@ -10,61 +11,91 @@
 //! event up to seq N has its rows" can be false when it is read (an event with a lower seq may
 //! still commit), and events would be lost. `webhooks.held_after` exists but stays NULL.
 
-use super::rows::to_ts;
+use super::drivers::{ALIVE, Driver};
 use super::rows::{self, count_u32};
 use crate::domain::Timestamp;
-use crate::domain::webhook::{MetadataPolicy, SigningAlgo};
-use crate::store::{AttemptEnd, Backlog, Claim, Claimed, DeliveryJob, Finished, Replay};
+use crate::store::sql::QUEUES_WITH_PENDING;
+use crate::store::{
+    Advanced, AttemptEnd, Backlog, DeliveryJob, Finished, Fresh, HELD, QueuePage, Queued, Replay,
+    Started, Target,
+};
 use sqlx::{PgConnection, PgPool, Row};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-/// `next_at` of the deliveries held while their webhook is paused (see [`pause`]): never due.
-const HELD: i64 = Timestamp::LATEST.millis();
+/// What queuing an event's deliveries did.
+#[derive(Debug, Default)]
+pub(super) struct QueuedRows {
+    /// Deliveries pending (held ones included) and skipped.
+    pub pending: usize,
+    pub skipped: usize,
+    /// The pending rows of webhooks this node drives, or that nobody drives: for this node's
+    /// engine, after the commit.
+    pub fresh: Vec<Fresh>,
+    /// Webhooks another node drives, or nobody: to be told after the commit.
+    pub announce: Vec<String>,
+}
 
 /// Queues one delivery of event `event_seq` per webhook of the call's user: `pending` for live
 /// webhooks (due now, or held while the webhook is paused after a failure), `skipped` for failed
-/// or expired ones. Returns how many are pending and skipped.
+/// or expired ones. Each pending row comes back with the latest earlier pending delivery of its
+/// webhook and call (the call's row is locked, so that is exact), and with who drives its queue.
 ///
 /// Webhook rows are read, not locked: a pause committed by another node after this read leaves
 /// this event's row due now instead of held. That only costs the paused endpoint an early
-/// attempt (the claim's per-call order still holds); locking would make every event wait for
+/// attempt (the queue's per-call order still holds); locking would make every event wait for
 /// every outcome recorded for its webhooks.
 pub(super) async fn queue(
     c: &mut PgConnection,
-    account_id: &str,
-    user_id: &str,
-    call_seq: i64,
-    event_seq: i64,
+    node: &str,
+    call: (&str, &str, i64),
+    event: (i64, &Arc<str>),
     now: Timestamp,
-) -> Result<(usize, usize), sqlx::Error> {
-    let webhooks = sqlx::query(
-        "SELECT id, NOT failed AND expire_at > $3 AS live, paused_until IS NOT NULL AS paused \
-         FROM webhooks WHERE account_id = $1 AND user_id = $2 ORDER BY seq",
-    )
+) -> Result<QueuedRows, sqlx::Error> {
+    let (account_id, user_id, call_seq) = call;
+    let (event_seq, body) = event;
+    let webhooks = sqlx::query(&format!(
+        "SELECT w.id, NOT w.failed AND w.expire_at > $3 AS live, \
+         w.paused_until IS NOT NULL AS paused, \
+         CASE WHEN w.driver = $4 THEN 0 WHEN {ALIVE} THEN 1 ELSE 2 END AS driver \
+         FROM webhooks w WHERE w.account_id = $1 AND w.user_id = $2 ORDER BY w.seq"
+    ))
     .bind(account_id)
     .bind(user_id)
     .bind(now.millis())
+    .bind(node)
     .fetch_all(&mut *c)
     .await?;
+    let mut queued = QueuedRows::default();
     if webhooks.is_empty() {
-        return Ok((0, 0));
+        return Ok(queued);
     }
     let (mut ids, mut webhook_ids, mut statuses, mut due) = (vec![], vec![], vec![], vec![]);
-    let mut pending = 0;
+    let mut drivers = BTreeMap::new();
     for w in &webhooks {
         let live: bool = w.try_get("live")?;
         let paused: bool = w.try_get("paused")?;
-        pending += usize::from(live);
+        let webhook_id: String = w.try_get("id")?;
+        if live {
+            queued.pending += 1;
+            drivers.insert(webhook_id.clone(), Driver::from_code(w.try_get("driver")?));
+        } else {
+            queued.skipped += 1;
+        }
         // Time-ordered ids keep the unique index append-only.
         ids.push(uuid::Uuid::now_v7().to_string());
-        webhook_ids.push(w.try_get::<String, _>("id")?);
+        webhook_ids.push(webhook_id);
         statuses.push(if live { "pending" } else { "skipped" });
-        due.push(if paused { HELD } else { now.millis() });
+        due.push(if paused { HELD.millis() } else { now.millis() });
     }
-    sqlx::query(
+    let rows = sqlx::query(
         "INSERT INTO deliveries (id, webhook_id, event_seq, call_seq, status, attempt, next_at, created_at) \
          SELECT r.id, r.webhook_id, $5, $6, r.status, 0, r.next_at, $7 \
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[]) AS r(id, webhook_id, status, next_at)",
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[]) AS r(id, webhook_id, status, next_at) \
+         RETURNING seq, id, webhook_id, status, next_at, \
+           (SELECT MAX(p.seq) FROM deliveries p WHERE p.webhook_id = deliveries.webhook_id \
+            AND p.call_seq = deliveries.call_seq AND p.status = 'pending' \
+            AND p.seq < deliveries.seq) AS after",
     )
     .bind(&ids)
     .bind(&webhook_ids)
@@ -73,103 +104,145 @@ pub(super) async fn queue(
     .bind(event_seq)
     .bind(call_seq)
     .bind(now.millis())
-    .execute(&mut *c)
-    .await?;
-    Ok((pending, webhooks.len() - pending))
-}
-
-/// Candidates scanned per claimed delivery, to find enough that fit under the per-webhook cap.
-const SCAN_FACTOR: usize = 4;
-
-/// Claims due deliveries, as SQLite does, for one node among several: the candidates are locked
-/// (`FOR UPDATE OF d SKIP LOCKED`: rows another node is claiming right now are passed over, not
-/// waited for) and leased in the same transaction, and a leased row is not a candidate until
-/// its lease runs out, so no delivery goes to two nodes while its lease holds. A delivery with an
-/// earlier pending one of the same webhook and call is never a candidate, whichever node holds
-/// that one, so each call's events go out in order across the cluster.
-pub(super) async fn claim(c: &mut PgConnection, claim: &Claim) -> Result<Claimed, sqlx::Error> {
-    let now = claim.now.millis();
-    let scan = i64::try_from(claim.limit.saturating_mul(SCAN_FACTOR)).unwrap_or(i64::MAX);
-    // Webhooks without room are left out in the query, not after it: otherwise the due
-    // deliveries of a few saturated (say, hanging) webhooks could fill every scan and starve
-    // the rest.
-    let full: Vec<&str> = claim
-        .room
-        .iter()
-        .filter(|(_, left)| **left == 0)
-        .map(|(id, _)| id.as_str())
-        .collect();
-    let candidates = sqlx::query(
-        "SELECT d.seq, d.id, d.webhook_id, w.url, w.signing_algo, w.signing_key, \
-                w.metadata_policy, d.attempt, e.body, d.replayed_after \
-         FROM deliveries d \
-         JOIN webhooks w ON w.id = d.webhook_id \
-         JOIN call_events e ON e.seq = d.event_seq \
-         WHERE d.status = 'pending' AND d.next_at <= $1 \
-           AND (d.lease_until IS NULL OR d.lease_until <= $1) \
-           AND NOT w.failed AND w.expire_at > $1 \
-           AND d.webhook_id <> ALL($3::text[]) \
-           AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.webhook_id = d.webhook_id \
-                           AND p.call_seq = d.call_seq AND p.status = 'pending' AND p.seq < d.seq) \
-         ORDER BY d.next_at, d.seq LIMIT $2 \
-         FOR UPDATE OF d SKIP LOCKED",
-    )
-    .bind(now)
-    .bind(scan)
-    .bind(&full)
     .fetch_all(&mut *c)
     .await?;
-    let mut room = claim.room.clone();
-    let mut jobs = Vec::new();
-    for r in &candidates {
-        if jobs.len() >= claim.limit {
-            break;
-        }
-        let webhook_id: String = r.try_get("webhook_id")?;
-        let left = room.entry(webhook_id.clone()).or_insert(claim.fresh_room);
-        if *left == 0 {
+    for r in &rows {
+        if r.try_get::<&str, _>("status")? != "pending" {
             continue;
         }
-        *left -= 1;
-        let algo: String = r.try_get("signing_algo")?;
-        let key: Option<String> = r.try_get("signing_key")?;
-        let signing_key = key.filter(|k| {
-            !k.is_empty() && SigningAlgo::parse(&algo) == Some(SigningAlgo::HmacSha256)
+        let webhook_id: String = r.try_get("webhook_id")?;
+        let driver = drivers.get(&webhook_id).copied().unwrap_or(Driver::Nobody);
+        if driver != Driver::Me {
+            queued.announce.push(webhook_id.clone());
+        }
+        if driver == Driver::Other {
+            continue;
+        }
+        queued.fresh.push(Fresh {
+            webhook_id,
+            delivery: Queued {
+                seq: r.try_get("seq")?,
+                id: r.try_get("id")?,
+                call_seq,
+                attempts: 0,
+                replayed_after: 0,
+                due: rows::ts(r, "next_at")?,
+                event: body.clone(),
+            },
+            after: r.try_get("after")?,
         });
-        let policy: String = r.try_get("metadata_policy")?;
-        jobs.push(DeliveryJob {
+    }
+    Ok(queued)
+}
+
+/// The first `limit` pending deliveries of a webhook, in order, leaving out those in `skip`
+/// (already known to the caller); `None` when it is gone, failed or expired.
+pub(super) async fn load(
+    pool: &PgPool,
+    webhook_id: &str,
+    limit: usize,
+    skip: &[i64],
+    now: Timestamp,
+) -> Result<Option<QueuePage>, sqlx::Error> {
+    let target = sqlx::query(
+        "SELECT url, signing_algo, signing_key, metadata_policy, expire_at FROM webhooks \
+         WHERE id = $1 AND NOT failed AND expire_at > $2",
+    )
+    .bind(webhook_id)
+    .bind(now.millis())
+    .fetch_optional(pool)
+    .await?;
+    let Some(target) = target else {
+        return Ok(None);
+    };
+    let target = Target::from_columns(
+        webhook_id.to_string(),
+        target.try_get("url")?,
+        target.try_get("signing_algo")?,
+        target.try_get("signing_key")?,
+        target.try_get("metadata_policy")?,
+        rows::ts(&target, "expire_at")?,
+    );
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let deliveries = sqlx::query(
+        "SELECT d.seq, d.id, d.call_seq, d.attempt, d.replayed_after, d.next_at, e.body \
+         FROM deliveries d JOIN call_events e ON e.seq = d.event_seq \
+         WHERE d.webhook_id = $1 AND d.status = 'pending' AND d.seq <> ALL($3) \
+         ORDER BY d.seq LIMIT $2",
+    )
+    .bind(webhook_id)
+    .bind(limit)
+    .bind(skip)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Queued {
             seq: r.try_get("seq")?,
             id: r.try_get("id")?,
-            webhook_id,
-            url: r.try_get("url")?,
-            signing_key,
-            metadata_policy: MetadataPolicy::parse(&policy).unwrap_or(MetadataPolicy::None),
-            attempt: count_u32(r, "attempt")?.saturating_add(1),
+            call_seq: r.try_get("call_seq")?,
+            attempts: count_u32(r, "attempt")?,
             replayed_after: count_u32(r, "replayed_after")?,
-            event: r.try_get("body")?,
-        });
-    }
-    if !jobs.is_empty() {
-        let seqs: Vec<i64> = jobs.iter().map(|j| j.seq).collect();
+            due: rows::ts(r, "next_at")?,
+            event: Arc::from(r.try_get::<&str, _>("body")?),
+        })
+    })
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(Some(QueuePage {
+        target,
+        complete: (deliveries.len() as i64) < limit,
+        deliveries,
+    }))
+}
+
+/// The webhooks with pending deliveries (a loose scan of the queue index: one probe each) that
+/// this node drives or may take over.
+pub(super) async fn find(pool: &PgPool, node: &str) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(&format!(
+        "{QUEUES_WITH_PENDING} SELECT w.id FROM q JOIN webhooks w ON w.id = q.webhook_id \
+         WHERE w.driver IS NULL OR w.driver = $1 OR NOT {ALIVE}"
+    ))
+    .bind(node)
+    .fetch_all(pool)
+    .await
+}
+
+/// Records outcomes, then starts the attempts `start` asks for on the webhooks this node still
+/// drives: see [`crate::store::Store::advance`].
+pub(super) async fn advance(
+    c: &mut PgConnection,
+    node: &str,
+    finished: &[Finished],
+    start: &[i64],
+    lease_until: Timestamp,
+) -> Result<Advanced, sqlx::Error> {
+    let (skipped, refilled) = finish_all(c, finished).await?;
+    let started = if start.is_empty() {
+        Vec::new()
+    } else {
         sqlx::query(
-            "UPDATE deliveries SET lease_until = $2, attempt = attempt + 1 WHERE seq = ANY($1)",
+            "UPDATE deliveries d SET attempt = d.attempt + 1, lease_until = $2 FROM webhooks w \
+             WHERE d.seq = ANY($1) AND d.status = 'pending' AND w.id = d.webhook_id \
+             AND w.driver = $3 RETURNING d.seq, d.attempt",
         )
-        .bind(&seqs)
-        .bind(claim.lease_until.millis())
-        .execute(&mut *c)
-        .await?;
-    }
-    let next_retry: Option<i64> = sqlx::query_scalar(
-        "SELECT MIN(next_at) FROM deliveries WHERE status = 'pending' AND next_at > $1 \
-         AND next_at < $2",
-    )
-    .bind(now)
-    .bind(HELD)
-    .fetch_one(&mut *c)
-    .await?;
-    Ok(Claimed {
-        jobs,
-        next_retry: next_retry.map(|ms| to_ts("next_at", ms)).transpose()?,
+        .bind(start)
+        .bind(lease_until.millis())
+        .bind(node)
+        .fetch_all(&mut *c)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Started {
+                seq: r.try_get("seq")?,
+                attempt: count_u32(r, "attempt")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?
+    };
+    Ok(Advanced {
+        started,
+        skipped,
+        refilled,
     })
 }
 
@@ -186,24 +259,41 @@ pub(super) async fn release(c: &mut PgConnection, seqs: &[i64]) -> Result<u64, s
 }
 
 /// Records outcomes and the statistics that follow; returns how many deliveries were skipped
-/// and how many held ones were resumed. Outcomes are applied webhook by webhook (in id order,
-/// each webhook's in the given order), so that nodes finishing batches over the same webhooks
-/// lock their rows in the same order instead of deadlocking.
-pub(super) async fn finish_all(
+/// and the webhooks whose held deliveries were resumed. Successes are written all at once;
+/// failures (rare) one by one, webhook by webhook in id order, so that two transactions over the
+/// same webhooks lock their rows in the same order.
+async fn finish_all(
     c: &mut PgConnection,
     finished: &[Finished],
-) -> Result<(u64, u64), sqlx::Error> {
-    let mut ordered: Vec<&Finished> = finished.iter().collect();
-    ordered.sort_by(|a, b| a.job.webhook_id.cmp(&b.job.webhook_id));
+) -> Result<(u64, Vec<String>), sqlx::Error> {
+    let mut failures: Vec<&Finished> = finished
+        .iter()
+        .filter(|f| f.end != AttemptEnd::Delivered)
+        .collect();
+    failures.sort_by(|a, b| a.job.webhook_id.cmp(&b.job.webhook_id));
     let mut skipped = 0;
-    for f in ordered {
-        skipped += finish(c, &f.job, &f.end, f.at).await?;
+    for f in failures {
+        skipped += finish_failed(c, &f.job, &f.end, f.at).await?;
     }
+    let delivered: Vec<i64> = finished
+        .iter()
+        .filter(|f| f.end == AttemptEnd::Delivered)
+        .map(|f| f.job.seq)
+        .collect();
+    if delivered.is_empty() {
+        return Ok((skipped, Vec::new()));
+    }
+    sqlx::query(
+        "UPDATE deliveries SET status = 'delivered', lease_until = NULL WHERE seq = ANY($1)",
+    )
+    .bind(&delivered)
+    .execute(&mut *c)
+    .await?;
     let resumed = count_successes(c, finished).await?;
     Ok((skipped, resumed))
 }
 
-async fn finish(
+async fn finish_failed(
     c: &mut PgConnection,
     job: &DeliveryJob,
     end: &AttemptEnd,
@@ -211,15 +301,7 @@ async fn finish(
 ) -> Result<u64, sqlx::Error> {
     let mut skipped = 0;
     match end {
-        AttemptEnd::Delivered => {
-            sqlx::query(
-                "UPDATE deliveries SET status = 'delivered', lease_until = NULL WHERE seq = $1",
-            )
-            .bind(job.seq)
-            .execute(&mut *c)
-            .await?;
-            // The webhook's statistics are counted per batch: see `count_successes`.
-        }
+        AttemptEnd::Delivered => {}
         AttemptEnd::Retry { at } => {
             // A webhook that failed meanwhile (through another delivery) gets no retries.
             let live: bool = sqlx::query_scalar("SELECT NOT failed FROM webhooks WHERE id = $1")
@@ -276,8 +358,8 @@ async fn finish(
 /// Pauses a webhook after `probe`'s attempt failed (a circuit breaker): `probe` is retried at
 /// `retry`, while the webhook's other pending deliveries not in flight, and those queued until a
 /// delivery succeeds, are held (never due). So an endpoint that is down is tried once per retry
-/// interval, and its backlog stays out of the claim's scan. A success releases them
-/// ([`count_successes`]); a final failure skips them with the rest.
+/// interval. A success releases them ([`count_successes`]); a final failure skips them with the
+/// rest.
 async fn pause(
     c: &mut PgConnection,
     probe: &DeliveryJob,
@@ -294,52 +376,59 @@ async fn pause(
     )
     .bind(&probe.webhook_id)
     .bind(probe.seq)
-    .bind(HELD)
+    .bind(HELD.millis())
     .execute(&mut *c)
     .await?;
     Ok(())
 }
 
-/// Adds the successes of a batch of outcomes to their webhooks' statistics: one update per
-/// webhook rather than one per delivery, in webhook id order. A paused webhook that answered is
-/// resumed: its held deliveries are due now. Returns how many held deliveries were resumed.
-async fn count_successes(c: &mut PgConnection, finished: &[Finished]) -> Result<u64, sqlx::Error> {
+/// Adds the successes of a batch of outcomes to their webhooks' statistics, one statement for
+/// all of them. A paused webhook that answered is resumed: its held deliveries are due now.
+/// Returns the webhooks that were resumed.
+async fn count_successes(
+    c: &mut PgConnection,
+    finished: &[Finished],
+) -> Result<Vec<String>, sqlx::Error> {
     let mut per_webhook: BTreeMap<&str, (i64, Timestamp)> = BTreeMap::new();
     for f in finished.iter().filter(|f| f.end == AttemptEnd::Delivered) {
         let entry = per_webhook.entry(&f.job.webhook_id).or_insert((0, f.at));
         entry.0 += 1;
         entry.1 = entry.1.max(f.at);
     }
-    let mut resumed = 0;
-    for (webhook_id, (count, last)) in per_webhook {
-        // Through the partial index of pending deliveries by webhook: one index probe that
-        // finds nothing unless the webhook was paused.
-        resumed += sqlx::query(
-            "UPDATE deliveries SET next_at = $2 WHERE webhook_id = $1 AND status = 'pending' \
-             AND next_at = $3",
-        )
-        .bind(webhook_id)
-        .bind(last.millis())
-        .bind(HELD)
-        .execute(&mut *c)
-        .await?
-        .rows_affected();
-        sqlx::query(
-            "UPDATE webhooks SET total_attempts = total_attempts + $2, \
-             total_successes = total_successes + $2, paused_until = NULL, \
-             last_success = GREATEST(COALESCE(last_success, 0), $3) WHERE id = $1",
-        )
-        .bind(webhook_id)
-        .bind(count)
-        .bind(last.millis())
-        .execute(&mut *c)
-        .await?;
-    }
+    let ids: Vec<&str> = per_webhook.keys().copied().collect();
+    let counts: Vec<i64> = per_webhook.values().map(|(n, _)| *n).collect();
+    let lasts: Vec<i64> = per_webhook.values().map(|(_, at)| at.millis()).collect();
+    // Through the partial index of pending deliveries by (webhook, next_at): one probe per
+    // webhook, which finds nothing unless it was paused.
+    let resumed: Vec<String> = sqlx::query_scalar(
+        "UPDATE deliveries d SET next_at = u.last \
+         FROM UNNEST($1::text[], $2::bigint[]) AS u(id, last) \
+         WHERE d.webhook_id = u.id AND d.status = 'pending' AND d.next_at = $3 \
+         RETURNING d.webhook_id",
+    )
+    .bind(&ids)
+    .bind(&lasts)
+    .bind(HELD.millis())
+    .fetch_all(&mut *c)
+    .await?;
+    sqlx::query(
+        "UPDATE webhooks w SET total_attempts = w.total_attempts + u.n, \
+         total_successes = w.total_successes + u.n, paused_until = NULL, \
+         last_success = GREATEST(COALESCE(w.last_success, 0), u.last) \
+         FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS u(id, n, last) WHERE w.id = u.id",
+    )
+    .bind(&ids)
+    .bind(&counts)
+    .bind(&lasts)
+    .execute(&mut *c)
+    .await?;
+    let mut resumed = resumed;
+    resumed.sort();
+    resumed.dedup();
     Ok(resumed)
 }
 
-/// Marks pending deliveries of failed or expired webhooks as skipped; once per cluster (0 when
-/// another node did it within the last second).
+/// Marks pending deliveries of failed or expired webhooks as skipped.
 pub(super) async fn skip_undeliverable(
     c: &mut PgConnection,
     now: Timestamp,
@@ -356,7 +445,7 @@ pub(super) async fn skip_undeliverable(
 }
 
 /// Queues a live webhook's skipped deliveries again (those whose event happened at or after
-/// `since`), waking the nodes when there are any.
+/// `since`).
 pub(super) async fn replay(
     c: &mut PgConnection,
     account_id: &str,

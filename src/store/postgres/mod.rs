@@ -4,24 +4,27 @@
 //! explained where it happens: [`calls`], [`deliveries`], [`webhooks`], [`cluster`].
 //!
 //! Behaves as the SQLite backend does, method by method, except where several processes sharing
-//! the store call for something else: [`Store::release_leases`] releases nothing (another node's
-//! leases are alive), `purge_webhooks` and `skip_undeliverable` run once per cluster per second,
-//! and the circuit breaker writes held rows (see [`deliveries`]).
+//! the store call for something else: each webhook's queue is driven by one node at a time
+//! ([`drivers`]), [`Store::release_leases`] releases nothing (another node's leases are alive),
+//! the background jobs run on one node at a time, and the circuit breaker writes held rows (see
+//! [`deliveries`]).
 //!
 //! May depend on: `domain`, the `store` trait and types.
 
 mod calls;
 mod cluster;
 mod deliveries;
+mod drivers;
 mod errors;
 mod identity;
 mod rows;
 pub mod schema;
 mod webhooks;
 
+use super::queue::NewsFeed;
 use super::{
-    ApplyError, ApplyOutcome, Backlog, CallFilter, CallPage, Claim, Claimed, Created, Finished,
-    NewToken, Replay, Store, StoreError, TokenInfo,
+    Advanced, ApplyError, ApplyOutcome, Backlog, CallFilter, CallPage, Created, Finished, NewToken,
+    QueueNews, QueuePage, Replay, Store, StoreError, TokenInfo,
 };
 use crate::domain::Timestamp;
 use crate::domain::call::Call;
@@ -36,11 +39,16 @@ use sqlx::{Connection, PgPool};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 pub use cluster::WAKE_CHANNEL;
 
 /// Connections per node.
 const MAX_CONNECTIONS: u32 = 16;
+/// Connections per node for the delivery engine's bookkeeping (attempts started and ended),
+/// committed without waiting for the flush to disk: losing the last of them in a crash of the
+/// database server only means a delivery is sent again.
+const BOOKKEEPING_CONNECTIONS: u32 = 4;
 /// How long a request waits for a free connection before the store reports itself unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Times a transaction runs again after a serialization failure or a deadlock.
@@ -60,6 +68,12 @@ pub enum PgOpenError {
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// For the delivery engine's bookkeeping (`synchronous_commit` off).
+    bookkeeping: PgPool,
+    /// This process, as a node that drives queues (a fresh id per start).
+    node: Arc<str>,
+    /// News of queues for this node's engine.
+    news: Arc<NewsFeed>,
     /// How to connect, for the wake-up listener's own connection.
     options: PgConnectOptions,
     /// The database URL without its password, for log lines.
@@ -111,8 +125,15 @@ impl PgStore {
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options.clone());
+        let bookkeeping = PgPoolOptions::new()
+            .max_connections(BOOKKEEPING_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options.clone().options([("synchronous_commit", "off")]));
         Ok(PgStore {
             pool,
+            bookkeeping,
+            node: uuid::Uuid::now_v7().to_string().into(),
+            news: Arc::default(),
             options,
             shown: shown.into(),
             leadership: Arc::default(),
@@ -121,16 +142,16 @@ impl PgStore {
     }
 }
 
-/// Runs `$body` in a transaction on `$store`'s pool, with `$c` bound to the transaction's
+/// Runs `$body` in a transaction on the pool `$pool`, with `$c` bound to the transaction's
 /// `&mut PgConnection`; `$body` may use `?` on sqlx errors. The whole transaction runs again,
 /// up to [`RETRIES`] times, when it fails with a serialization failure or a deadlock (another
 /// node won a race); other errors are classified into [`StoreError`].
 macro_rules! transaction {
-    ($store:expr, |$c:ident| $body:expr) => {{
+    ($pool:expr, |$c:ident| $body:expr) => {{
         let mut retries = 0;
         loop {
             let attempt: Result<_, sqlx::Error> = async {
-                let mut tx = $store.pool.begin().await?;
+                let mut tx = $pool.begin().await?;
                 let $c: &mut sqlx::PgConnection = &mut tx;
                 let value = $body;
                 tx.commit().await?;
@@ -148,6 +169,15 @@ macro_rules! transaction {
     }};
 }
 
+impl PgStore {
+    /// Tells whichever node drives `webhook_id`'s queue (this one too) that it changed.
+    fn changed(&self, webhook_id: &str) {
+        self.news.changed(webhook_id);
+        self.announcer
+            .announce(&self.pool, &self.node, &[webhook_id.to_string()]);
+    }
+}
+
 #[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -159,7 +189,7 @@ impl Store for PgStore {
     }
 
     async fn create_token(&self, token: NewToken) -> Result<TokenInfo, StoreError> {
-        transaction!(self, |c| identity::create_token(c, &token).await?)
+        transaction!(self.pool, |c| identity::create_token(c, &token).await?)
     }
 
     async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
@@ -167,7 +197,7 @@ impl Store for PgStore {
     }
 
     async fn revoke_token(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
-        transaction!(self, |c| identity::revoke_token(c, id, now).await?)
+        transaction!(self.pool, |c| identity::revoke_token(c, id, now).await?)
     }
 
     async fn authenticate(
@@ -210,7 +240,8 @@ impl Store for PgStore {
         webhook: &Webhook,
         max_per_user: Option<u32>,
     ) -> Result<Created, StoreError> {
-        transaction!(self, |c| webhooks::insert(c, webhook, max_per_user).await?)
+        transaction!(self.pool, |c| webhooks::insert(c, webhook, max_per_user)
+            .await?)
     }
 
     async fn list_webhooks(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
@@ -222,7 +253,11 @@ impl Store for PgStore {
     }
 
     async fn delete_webhook(&self, owner: &Owner, id: &str) -> Result<bool, StoreError> {
-        transaction!(self, |c| webhooks::delete(c, owner, id).await?)
+        let deleted = transaction!(self.pool, |c| webhooks::delete(c, owner, id).await?)?;
+        if deleted {
+            self.changed(id);
+        }
+        Ok(deleted)
     }
 
     async fn renew_webhook(
@@ -233,19 +268,19 @@ impl Store for PgStore {
         expire_at: Timestamp,
         purge_at: Timestamp,
     ) -> Result<Option<Webhook>, StoreError> {
-        let renewed = transaction!(self, |c| webhooks::renew(
+        let renewed = transaction!(self.pool, |c| webhooks::renew(
             c, owner, id, now, expire_at, purge_at
         )
         .await?)?;
-        // Its skipped deliveries may be replayed, its held ones resumed: wake the nodes.
+        // Its skipped deliveries may be replayed, its held ones resumed: tell its driver.
         if renewed.is_some() {
-            self.announcer.announce(&self.pool);
+            self.changed(id);
         }
         Ok(renewed)
     }
 
     async fn purge_webhooks(&self, now: Timestamp) -> Result<u64, StoreError> {
-        transaction!(self, |c| webhooks::purge(c, now).await?)
+        transaction!(self.pool, |c| webhooks::purge(c, now).await?)
     }
 
     async fn next_purge_at(&self) -> Result<Option<Timestamp>, StoreError> {
@@ -258,10 +293,14 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> Result<ApplyOutcome, ApplyError> {
         // A refused report commits a transaction that changed nothing (it only locked the call).
-        let outcome = transaction!(self, |c| calls::apply_report(c, report, now).await?)??;
-        if outcome.deliveries > 0 {
-            self.announcer.announce(&self.pool);
-        }
+        let (outcome, queued) = transaction!(self.pool, |c| calls::apply_report(
+            c, &self.node, report, now
+        )
+        .await?)??;
+        // After the commit: this node's engine may send them now; other nodes are told.
+        self.news.send(QueueNews::Fresh(queued.fresh));
+        self.announcer
+            .announce(&self.pool, &self.node, &queued.announce);
         Ok(outcome)
     }
 
@@ -321,20 +360,69 @@ impl Store for PgStore {
     }
 
     async fn release_deliveries(&self, seqs: Vec<i64>) -> Result<u64, StoreError> {
-        transaction!(self, |c| deliveries::release(c, &seqs).await?)
+        transaction!(self.pool, |c| deliveries::release(c, &seqs).await?)
     }
 
-    async fn claim_deliveries(&self, claim: Claim) -> Result<Claimed, StoreError> {
-        transaction!(self, |c| deliveries::claim(c, &claim).await?)
+    fn queue_news(&self) -> mpsc::UnboundedReceiver<QueueNews> {
+        self.news.subscribe()
     }
 
-    async fn finish_attempts(&self, finished: Vec<Finished>) -> Result<u64, StoreError> {
-        let (skipped, resumed) =
-            transaction!(self, |c| deliveries::finish_all(c, &finished).await?)?;
-        if resumed > 0 {
-            self.announcer.announce(&self.pool);
+    async fn find_queues(&self, _now: Timestamp) -> Result<Vec<String>, StoreError> {
+        deliveries::find(&self.pool, &self.node)
+            .await
+            .map_err(classify)
+    }
+
+    async fn drive(
+        &self,
+        webhooks: Vec<String>,
+        _now: Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
+        if webhooks.is_empty() {
+            return Ok(webhooks);
         }
-        Ok(skipped)
+        transaction!(self.pool, |c| drivers::drive(c, &self.node, &webhooks)
+            .await?)
+    }
+
+    async fn keep_driving(&self, lease: Duration) -> Result<(), StoreError> {
+        drivers::keep_driving(&self.pool, &self.node, lease)
+            .await
+            .map_err(classify)
+    }
+
+    async fn stop_driving(&self) -> Result<(), StoreError> {
+        transaction!(self.pool, |c| drivers::stop_driving(c, &self.node).await?)?;
+        self.announcer.announce_everything(&self.pool, &self.node);
+        Ok(())
+    }
+
+    async fn load_queue(
+        &self,
+        webhook_id: &str,
+        limit: usize,
+        skip: Vec<i64>,
+        now: Timestamp,
+    ) -> Result<Option<QueuePage>, StoreError> {
+        deliveries::load(&self.pool, webhook_id, limit, &skip, now)
+            .await
+            .map_err(classify)
+    }
+
+    async fn advance(
+        &self,
+        finished: Vec<Finished>,
+        start: Vec<i64>,
+        lease_until: Timestamp,
+    ) -> Result<Advanced, StoreError> {
+        transaction!(self.bookkeeping, |c| deliveries::advance(
+            c,
+            &self.node,
+            &finished,
+            &start,
+            lease_until
+        )
+        .await?)
     }
 
     /// One node of those sharing the database at a time (an advisory lock, see
@@ -344,7 +432,8 @@ impl Store for PgStore {
     }
 
     async fn skip_undeliverable(&self, now: Timestamp) -> Result<u64, StoreError> {
-        transaction!(self, |c| deliveries::skip_undeliverable(c, now).await?)
+        transaction!(self.pool, |c| deliveries::skip_undeliverable(c, now)
+            .await?)
     }
 
     async fn replay_skipped(
@@ -354,7 +443,7 @@ impl Store for PgStore {
         since: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<Replay, StoreError> {
-        let replay = transaction!(self, |c| deliveries::replay(
+        let replay = transaction!(self.pool, |c| deliveries::replay(
             c,
             &owner.account_id,
             &owner.user_id,
@@ -364,7 +453,7 @@ impl Store for PgStore {
         )
         .await?)?;
         if matches!(replay, Replay::Queued(n) if n > 0) {
-            self.announcer.announce(&self.pool);
+            self.changed(webhook_id);
         }
         Ok(replay)
     }

@@ -6,10 +6,11 @@ use crate::domain::Timestamp;
 use crate::domain::call::Call;
 use crate::domain::event::CallEvent;
 use crate::domain::identity::Owner;
-use crate::store::CallFilter;
 use crate::store::sql::FINAL_STATES;
+use crate::store::{CallFilter, Fresh};
 use rusqlite::types::Value;
 use rusqlite::{Connection, params};
+use std::sync::Arc;
 
 /// The WHERE clause (after the owner) and its parameters for a call filter.
 pub(super) fn filter_sql(owner: &Owner, filter: &CallFilter) -> (String, Vec<Value>) {
@@ -45,13 +46,14 @@ pub(super) fn filter_sql(owner: &Owner, filter: &CallFilter) -> (String, Vec<Val
 }
 
 /// Writes a call's new state, its event and the deliveries it causes (inside the writer's
-/// transaction). Returns how many deliveries were queued and how many skipped.
+/// transaction). Returns how many deliveries were queued and how many skipped, and the queued ones
+/// for the engine.
 pub(super) fn record_change(
     conn: &Connection,
     seq: Option<i64>,
     call: &Call,
     now: Timestamp,
-) -> rusqlite::Result<(usize, usize)> {
+) -> rusqlite::Result<(usize, usize, Vec<Fresh>)> {
     let call_seq = match seq {
         Some(seq) => {
             conn.prepare_cached(
@@ -93,8 +95,9 @@ pub(super) fn record_change(
             conn.last_insert_rowid()
         }
     };
-    let body = serde_json::to_string(&CallEvent::from(call))
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let body: Arc<str> = serde_json::to_string(&CallEvent::from(call))
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?
+        .into();
     conn.prepare_cached(
         "INSERT INTO call_events (call_seq, state, at, body) VALUES (?1, ?2, ?3, ?4)",
     )?
@@ -102,7 +105,7 @@ pub(super) fn record_change(
         call_seq,
         call.state.as_str(),
         call.updated_at.millis(),
-        body
+        &*body
     ])?;
     let event_seq = conn.last_insert_rowid();
     deliveries::queue(
@@ -111,6 +114,7 @@ pub(super) fn record_change(
         &call.user_id,
         call_seq,
         event_seq,
+        &body,
         now,
     )
 }

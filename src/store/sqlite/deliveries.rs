@@ -1,30 +1,36 @@
-//! The outbox in SQLite: queuing deliveries with a call event, claiming them under leases in
-//! per-(webhook, call) order, recording outcomes and webhook statistics, skipping and replaying.
-//! Every function runs on the writer's connection, inside its transaction.
+//! The outbox in SQLite: queuing deliveries with a call event, reading a webhook's queue,
+//! starting attempts and recording how they ended with the webhook statistics, skipping and
+//! replaying. Every function but [`load`] and [`find`] runs on the writer's connection, inside its
+//! transaction; those two read.
 
 use super::held::{HELD, HELD_CHUNK, insert, pause, write_held};
 use crate::domain::Timestamp;
-use crate::domain::webhook::{MetadataPolicy, SigningAlgo};
 #[cfg(test)]
 use crate::store::Failure;
-use crate::store::{AttemptEnd, Claim, Claimed, DeliveryJob, Finished, Replay};
+use crate::store::sql::QUEUES_WITH_PENDING;
+use crate::store::{
+    Advanced, AttemptEnd, DeliveryJob, Finished, Fresh, QueuePage, Queued, Replay, Started, Target,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Queues one delivery of event `event_seq` per webhook of the call's user: `pending` for live
 /// webhooks, `skipped` for failed or expired ones. A live webhook that is paused after a failure,
 /// or still working off what was held meanwhile, gets no row: its held range (`held_after`) covers
 /// the event, and the row is written in turn once it resumes, or when it fails ([`write_held`]). So
 /// a dead endpoint costs nothing per event, and a call's events keep their order. Returns how many
-/// deliveries are pending (held ones included) and skipped.
+/// deliveries are pending (held ones included) and skipped, and the rows written pending, for the
+/// engine.
 pub(super) fn queue(
     c: &Connection,
     account_id: &str,
     user_id: &str,
     call_seq: i64,
     event_seq: i64,
+    event: &Arc<str>,
     now: Timestamp,
-) -> rusqlite::Result<(usize, usize)> {
+) -> rusqlite::Result<(usize, usize, Vec<Fresh>)> {
     let webhooks: Vec<(String, bool, bool)> = c
         .prepare_cached(
             "SELECT id, failed = 0 AND expire_at > ?3, held_after IS NOT NULL \
@@ -34,94 +40,136 @@ pub(super) fn queue(
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
+    let mut before = c.prepare_cached(
+        "SELECT MAX(seq) FROM deliveries WHERE webhook_id = ?1 AND call_seq = ?2 \
+         AND status = 'pending'",
+    )?;
     let mut pending = 0;
+    let mut fresh = Vec::new();
     for (webhook_id, live, held) in &webhooks {
         pending += usize::from(*live);
         if *live && *held {
             continue;
         }
-        let status = if *live { "pending" } else { "skipped" };
-        insert(c, webhook_id, event_seq, call_seq, status, now)?;
-    }
-    Ok((pending, webhooks.len() - pending))
-}
-
-/// Candidates scanned per claimed delivery, to find enough that fit under the per-webhook cap.
-const SCAN_FACTOR: usize = 4;
-
-pub(super) fn claim(c: &Connection, claim: &Claim) -> rusqlite::Result<Claimed> {
-    let now = claim.now.millis();
-    let mut candidates = c.prepare_cached(
-        "SELECT d.seq, d.id, d.webhook_id, w.url, w.signing_algo, w.signing_key, w.metadata_policy, \
-                d.attempt, e.body, d.replayed_after \
-         FROM deliveries d \
-         JOIN webhooks w ON w.id = d.webhook_id \
-         JOIN call_events e ON e.seq = d.event_seq \
-         WHERE d.status = 'pending' AND d.next_at <= ?1 \
-           AND (d.lease_until IS NULL OR d.lease_until <= ?1) \
-           AND w.failed = 0 AND w.expire_at > ?1 \
-           AND d.webhook_id NOT IN (SELECT value FROM json_each(?3)) \
-           AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.webhook_id = d.webhook_id \
-                           AND p.call_seq = d.call_seq AND p.status = 'pending' AND p.seq < d.seq) \
-         ORDER BY d.next_at, d.seq LIMIT ?2",
-    )?;
-    let scan = claim.limit.saturating_mul(SCAN_FACTOR) as i64;
-    // Webhooks without room are left out in the query, not after it: otherwise the due
-    // deliveries of a few saturated (say, hanging) webhooks could fill every scan and starve
-    // the rest.
-    let full: Vec<&str> = claim
-        .room
-        .iter()
-        .filter(|(_, left)| **left == 0)
-        .map(|(id, _)| id.as_str())
-        .collect();
-    let full = serde_json::to_string(&full).unwrap_or_else(|_| "[]".into());
-    let mut rows = candidates.query(params![now, scan, full])?;
-    let mut room = claim.room.clone();
-    let mut jobs = Vec::new();
-    while let Some(r) = rows.next()? {
-        if jobs.len() >= claim.limit {
-            break;
-        }
-        let webhook_id: String = r.get(2)?;
-        let left = room.entry(webhook_id.clone()).or_insert(claim.fresh_room);
-        if *left == 0 {
+        if !*live {
+            insert(c, webhook_id, event_seq, call_seq, "skipped", now)?;
             continue;
         }
-        *left -= 1;
-        let algo: String = r.get(4)?;
-        let key: Option<String> = r.get(5)?;
-        let signing_key = key.filter(|k| {
-            !k.is_empty() && SigningAlgo::parse(&algo) == Some(SigningAlgo::HmacSha256)
-        });
-        let policy: String = r.get(6)?;
-        let previous: u32 = r.get(7)?;
-        jobs.push(DeliveryJob {
-            seq: r.get(0)?,
-            id: r.get(1)?,
-            webhook_id,
-            url: r.get(3)?,
-            signing_key,
-            metadata_policy: MetadataPolicy::parse(&policy).unwrap_or(MetadataPolicy::None),
-            attempt: previous + 1,
-            replayed_after: r.get(9)?,
-            event: r.get(8)?,
+        let after: Option<i64> = before.query_row(params![webhook_id, call_seq], |r| r.get(0))?;
+        let (seq, id) = insert(c, webhook_id, event_seq, call_seq, "pending", now)?;
+        fresh.push(Fresh {
+            webhook_id: webhook_id.clone(),
+            delivery: Queued {
+                seq,
+                id,
+                call_seq,
+                attempts: 0,
+                replayed_after: 0,
+                due: now,
+                event: event.clone(),
+            },
+            after,
         });
     }
-    drop(rows);
-    let mut lease = c.prepare_cached(
-        "UPDATE deliveries SET lease_until = ?2, attempt = attempt + 1 WHERE seq = ?1",
-    )?;
-    for job in &jobs {
-        lease.execute(params![job.seq, claim.lease_until.millis()])?;
-    }
-    let next_retry = c
+    Ok((pending, webhooks.len() - pending, fresh))
+}
+
+/// The first `limit` pending deliveries of a webhook, in order, leaving out those in `skip`;
+/// `None` when it is gone, failed or expired.
+pub(super) fn load(
+    c: &Connection,
+    webhook_id: &str,
+    limit: usize,
+    skip: &[i64],
+    now: Timestamp,
+) -> rusqlite::Result<Option<QueuePage>> {
+    let target = c
         .prepare_cached(
-            "SELECT MIN(next_at) FROM deliveries WHERE status = 'pending' AND next_at > ?1 \
-             AND next_at < ?2",
+            "SELECT url, signing_algo, signing_key, metadata_policy, expire_at FROM webhooks \
+             WHERE id = ?1 AND failed = 0 AND expire_at > ?2",
         )?
-        .query_row([now, HELD], |r| r.get(0))?;
-    Ok(Claimed { jobs, next_retry })
+        .query_row(params![webhook_id, now.millis()], |r| {
+            let (algo, policy): (String, String) = (r.get(1)?, r.get(3)?);
+            Ok(Target::from_columns(
+                webhook_id.to_string(),
+                r.get(0)?,
+                &algo,
+                r.get(2)?,
+                &policy,
+                r.get(4)?,
+            ))
+        })
+        .optional()?;
+    let Some(target) = target else {
+        return Ok(None);
+    };
+    let skip_json = serde_json::to_string(skip).unwrap_or_else(|_| "[]".into());
+    let deliveries: Vec<Queued> = c
+        .prepare_cached(
+            "SELECT d.seq, d.id, d.call_seq, d.attempt, d.replayed_after, d.next_at, e.body \
+             FROM deliveries d JOIN call_events e ON e.seq = d.event_seq \
+             WHERE d.webhook_id = ?1 AND d.status = 'pending' \
+             AND d.seq NOT IN (SELECT value FROM json_each(?3)) ORDER BY d.seq LIMIT ?2",
+        )?
+        .query_map(params![webhook_id, limit as i64, skip_json], |r| {
+            Ok(Queued {
+                seq: r.get(0)?,
+                id: r.get(1)?,
+                call_seq: r.get(2)?,
+                attempts: r.get(3)?,
+                replayed_after: r.get(4)?,
+                due: r.get(5)?,
+                event: Arc::from(r.get::<_, String>(6)?),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(QueuePage {
+        target,
+        complete: deliveries.len() < limit,
+        deliveries,
+    }))
+}
+
+/// The webhooks with pending deliveries, one index probe each (a loose scan of the queue index).
+pub(super) fn find(c: &Connection) -> rusqlite::Result<Vec<String>> {
+    c.prepare_cached(&format!(
+        "{QUEUES_WITH_PENDING} SELECT webhook_id FROM q WHERE webhook_id IS NOT NULL"
+    ))?
+    .query_map([], |r| r.get(0))?
+    .collect()
+}
+
+/// Records how attempts ended, then starts the attempts `start` asks for: see
+/// [`crate::store::Store::advance`].
+pub(super) fn advance(
+    c: &Connection,
+    finished: &[Finished],
+    start: &[i64],
+    lease_until: Timestamp,
+) -> rusqlite::Result<Advanced> {
+    let mut skipped = 0;
+    for f in finished {
+        skipped += self::finish(c, &f.job, &f.end, f.at)?;
+    }
+    let refilled = count_successes(c, finished)?;
+    let mut begin = c.prepare_cached(
+        "UPDATE deliveries SET attempt = attempt + 1, lease_until = ?2 \
+         WHERE seq = ?1 AND status = 'pending' RETURNING attempt",
+    )?;
+    let mut started = Vec::with_capacity(start.len());
+    for seq in start {
+        if let Some(attempt) = begin
+            .query_row(params![seq, lease_until.millis()], |r| r.get(0))
+            .optional()?
+        {
+            started.push(Started { seq: *seq, attempt });
+        }
+    }
+    Ok(Advanced {
+        started,
+        skipped,
+        refilled,
+    })
 }
 
 pub(super) fn release(c: &Connection, seqs: &[i64]) -> rusqlite::Result<u64> {
@@ -199,8 +247,12 @@ pub(super) fn finish(
 
 /// Adds the successes of a batch of outcomes to their webhooks' statistics: one update per webhook
 /// rather than one per delivery. A paused webhook that answered is resumed: its held deliveries
-/// are due now, and the rows of the events held meanwhile are written.
-pub(super) fn count_successes(c: &Connection, finished: &[Finished]) -> rusqlite::Result<()> {
+/// are due now, and the rows of the events held meanwhile are written. Returns the webhooks whose
+/// queue got rows written.
+pub(super) fn count_successes(
+    c: &Connection,
+    finished: &[Finished],
+) -> rusqlite::Result<Vec<String>> {
     let mut per_webhook: HashMap<&str, (i64, Timestamp)> = HashMap::new();
     for f in finished.iter().filter(|f| f.end == AttemptEnd::Delivered) {
         let entry = per_webhook.entry(&f.job.webhook_id).or_insert((0, f.at));
@@ -223,6 +275,7 @@ pub(super) fn count_successes(c: &Connection, finished: &[Finished]) -> rusqlite
         "SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE webhook_id = ?1 \
          AND status = 'pending' LIMIT ?2)",
     )?;
+    let mut refilled = Vec::new();
     for (webhook_id, (count, last)) in per_webhook {
         resume.execute(params![webhook_id, last.millis(), HELD])?;
         let held: bool = update
@@ -233,12 +286,14 @@ pub(super) fn count_successes(c: &Connection, finished: &[Finished]) -> rusqlite
         if held {
             let waiting: i64 =
                 pending.query_row(params![webhook_id, HELD_CHUNK as i64], |r| r.get(0))?;
-            if waiting < HELD_CHUNK as i64 {
-                write_held(c, webhook_id, "pending", last, Some(HELD_CHUNK))?;
+            if waiting < HELD_CHUNK as i64
+                && write_held(c, webhook_id, "pending", last, Some(HELD_CHUNK))? > 0
+            {
+                refilled.push(webhook_id.to_string());
             }
         }
     }
-    Ok(())
+    Ok(refilled)
 }
 
 pub(super) fn skip_undeliverable(c: &Connection, now: Timestamp) -> rusqlite::Result<u64> {
@@ -301,6 +356,10 @@ mod tests {
     use super::super::held::backlog;
     use super::*;
 
+    fn body() -> Arc<str> {
+        Arc::from("{}")
+    }
+
     /// A database with webhooks `a` and `b`, and `a_calls` calls of `a`'s user each with one due
     /// delivery, older than one due delivery of `b`.
     fn outbox(a_calls: i64) -> Connection {
@@ -310,7 +369,7 @@ mod tests {
             c.execute(
                 "INSERT INTO webhooks (seq, id, account_id, user_id, url, events, signing_algo, \
                  metadata_policy, expire_at, created_at, created_by, purge_at) \
-                 VALUES (?1, ?2, 'acc', ?2, 'http://x/', '[]', 'NONE', 'NONE', 9e15, 0, 'u', 9e15)",
+                 VALUES (?1, ?2, 'acc', ?2, 'http://x/', '[]', 'NONE', 'NONE', 2e14, 0, 'u', 2e14)",
                 params![seq, id],
             )
             .unwrap();
@@ -342,23 +401,55 @@ mod tests {
         c
     }
 
-    fn claim_with(room: &[(&str, usize)], limit: usize) -> Claim {
-        Claim {
-            now: Timestamp::from_millis(10).unwrap(),
-            lease_until: Timestamp::from_millis(100).unwrap(),
-            limit,
-            room: room.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-            fresh_room: 1,
-        }
+    /// Starts the first pending delivery of `webhook` as the engine would: read the queue, start
+    /// its head.
+    fn first_of(c: &Connection, webhook: &str) -> DeliveryJob {
+        let now = Timestamp::from_millis(10).unwrap();
+        let page = load(c, webhook, 1, &[], now)
+            .unwrap()
+            .expect("a live webhook");
+        let first = &page.deliveries[0];
+        let advanced = advance(c, &[], &[first.seq], Timestamp::from_millis(100).unwrap()).unwrap();
+        DeliveryJob::new(&page.target, first, advanced.started[0])
     }
 
     #[test]
-    fn a_webhook_without_room_does_not_fill_the_scan_and_starve_the_others() {
-        // Far more of a's due deliveries than one scan reads (limit x SCAN_FACTOR).
-        let c = outbox(50);
-        let claimed = claim(&c, &claim_with(&[("a", 0)], 2)).unwrap();
-        let webhooks: Vec<&str> = claimed.jobs.iter().map(|j| j.webhook_id.as_str()).collect();
-        assert_eq!(webhooks, ["b"]);
+    fn a_queue_is_read_in_order_a_page_at_a_time_leaving_out_what_is_known() {
+        let c = outbox(5);
+        let now = Timestamp::from_millis(10).unwrap();
+        let page = load(&c, "a", 3, &[], now).unwrap().unwrap();
+        let seqs: Vec<i64> = page.deliveries.iter().map(|d| d.seq).collect();
+        assert_eq!((seqs.as_slice(), page.complete), (&[1, 2, 3][..], false));
+        let rest = load(&c, "a", 3, &[1, 3], now).unwrap().unwrap();
+        let seqs: Vec<i64> = rest.deliveries.iter().map(|d| d.seq).collect();
+        assert_eq!((seqs.as_slice(), rest.complete), (&[2, 4, 5][..], false));
+        let all = load(&c, "a", 10, &[], now).unwrap().unwrap();
+        assert!(all.complete);
+        assert_eq!(page.target.url, "http://x/");
+        assert_eq!(find(&c).unwrap(), ["a", "b"]);
+        c.execute("UPDATE webhooks SET failed = 1 WHERE id = 'a'", [])
+            .unwrap();
+        assert_eq!(
+            load(&c, "a", 3, &[], now).unwrap(),
+            None,
+            "nothing of a failed webhook"
+        );
+    }
+
+    #[test]
+    fn starting_counts_an_attempt_and_only_starts_what_is_still_pending() {
+        let c = outbox(2);
+        c.execute("UPDATE deliveries SET status = 'skipped' WHERE seq = 2", [])
+            .unwrap();
+        let lease = Timestamp::from_millis(100).unwrap();
+        let first = advance(&c, &[], &[1, 2], lease).unwrap();
+        assert_eq!(first.started, [Started { seq: 1, attempt: 1 }]);
+        let again = advance(&c, &[], &[1], lease).unwrap();
+        assert_eq!(
+            again.started,
+            [Started { seq: 1, attempt: 2 }],
+            "a repeat counts higher"
+        );
     }
 
     fn due_of(c: &Connection, webhook: &str, now: i64) -> usize {
@@ -373,10 +464,7 @@ mod tests {
     #[test]
     fn a_failure_holds_the_webhooks_other_deliveries_until_a_success_releases_them() {
         let c = outbox(3);
-        let probe = claim(&c, &claim_with(&[("b", 0)], 1))
-            .unwrap()
-            .jobs
-            .remove(0);
+        let probe = first_of(&c, "a");
         assert_eq!(probe.webhook_id, "a");
         let retry = Timestamp::from_millis(50).unwrap();
         finish(
@@ -403,8 +491,16 @@ mod tests {
             [],
         )
         .unwrap();
-        let (pending, skipped) =
-            queue(&c, "acc", "a", 1, 99, Timestamp::from_millis(20).unwrap()).unwrap();
+        let (pending, skipped, _) = queue(
+            &c,
+            "acc",
+            "a",
+            1,
+            99,
+            &body(),
+            Timestamp::from_millis(20).unwrap(),
+        )
+        .unwrap();
         assert_eq!((pending, skipped), (1, 0));
         assert_eq!(rows(&c), before, "queued while paused: no row written");
         assert_eq!(
@@ -433,10 +529,7 @@ mod tests {
     #[test]
     fn a_final_failure_writes_the_held_events_as_skipped_for_a_later_replay() {
         let c = outbox(1);
-        let probe = claim(&c, &claim_with(&[("b", 0)], 1))
-            .unwrap()
-            .jobs
-            .remove(0);
+        let probe = first_of(&c, "a");
         let at = Timestamp::from_millis(10).unwrap();
         finish(&c, &probe, &AttemptEnd::Retry { at }, at).unwrap();
         for seq in [50, 51] {
@@ -445,7 +538,7 @@ mod tests {
                 [seq],
             )
             .unwrap();
-            queue(&c, "acc", "a", 1, seq, at).unwrap();
+            queue(&c, "acc", "a", 1, seq, &body(), at).unwrap();
         }
         let failure = Failure {
             code: "500".into(),
@@ -470,10 +563,7 @@ mod tests {
     /// Pauses webhook `a` of `outbox(1)` (its one delivery fails and is retried) and queues
     /// `events` more events of call 1 while it is paused; returns the probe.
     fn paused_with_held_events(c: &Connection, events: i64) -> DeliveryJob {
-        let probe = claim(c, &claim_with(&[("b", 0)], 1))
-            .unwrap()
-            .jobs
-            .remove(0);
+        let probe = first_of(c, "a");
         let at = Timestamp::from_millis(10).unwrap();
         finish(c, &probe, &AttemptEnd::Retry { at }, at).unwrap();
         for seq in 100..100 + events {
@@ -482,7 +572,7 @@ mod tests {
                 [seq],
             )
             .unwrap();
-            queue(c, "acc", "a", 1, seq, at).unwrap();
+            queue(c, "acc", "a", 1, seq, &body(), at).unwrap();
         }
         probe
     }
@@ -545,7 +635,16 @@ mod tests {
         succeed(&c, &probe, 70);
         assert_eq!(rows_of_a(&c, "pending"), 76);
         assert_eq!(held_after(&c), None);
-        queue(&c, "acc", "a", 1, 1, Timestamp::from_millis(80).unwrap()).unwrap();
+        queue(
+            &c,
+            "acc",
+            "a",
+            1,
+            1,
+            &body(),
+            Timestamp::from_millis(80).unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             rows_of_a(&c, "pending"),
             77,
@@ -566,18 +665,18 @@ mod tests {
         assert_eq!(rows_of_a(&c, "skipped"), 4);
         assert_eq!(held_after(&c), None);
         // Renewed: new events are queued as usual, not held behind a probe that is gone.
-        c.execute("UPDATE webhooks SET expire_at = 9e15 WHERE id = 'a'", [])
+        c.execute("UPDATE webhooks SET expire_at = 2e14 WHERE id = 'a'", [])
             .unwrap();
-        queue(&c, "acc", "a", 1, 1, Timestamp::from_millis(40).unwrap()).unwrap();
+        queue(
+            &c,
+            "acc",
+            "a",
+            1,
+            1,
+            &body(),
+            Timestamp::from_millis(40).unwrap(),
+        )
+        .unwrap();
         assert_eq!(due_of(&c, "a", 40), 1);
-    }
-
-    #[test]
-    fn each_webhook_gets_at_most_its_room_and_unknown_ones_the_fresh_room() {
-        let c = outbox(5);
-        let claimed = claim(&c, &claim_with(&[("a", 2)], 10)).unwrap();
-        let webhooks: Vec<&str> = claimed.jobs.iter().map(|j| j.webhook_id.as_str()).collect();
-        assert_eq!(webhooks, ["a", "a", "b"]);
-        assert!(claimed.jobs.iter().all(|j| j.attempt == 1));
     }
 }

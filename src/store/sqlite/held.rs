@@ -9,9 +9,9 @@ use crate::store::{Backlog, DeliveryJob};
 use rusqlite::{Connection, params};
 
 /// `next_at` of the deliveries held while their webhook is paused (see [`pause`]): never due.
-pub(super) const HELD: i64 = Timestamp::LATEST.millis();
+pub(super) const HELD: i64 = crate::store::HELD.millis();
 
-/// Writes one delivery row, due at `now`.
+/// Writes one delivery row, due at `now`; returns its `seq` and id.
 pub(super) fn insert(
     c: &Connection,
     webhook_id: &str,
@@ -19,7 +19,7 @@ pub(super) fn insert(
     call_seq: i64,
     status: &str,
     now: Timestamp,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<(i64, String)> {
     // Time-ordered ids keep the unique index append-only.
     let id = uuid::Uuid::now_v7().to_string();
     c.prepare_cached(
@@ -27,7 +27,7 @@ pub(super) fn insert(
          VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6)",
     )?
     .execute(params![id, webhook_id, event_seq, call_seq, status, now.millis()])?;
-    Ok(())
+    Ok((c.last_insert_rowid(), id))
 }
 
 /// The events of a webhook's user after its `held_after` without a row for it: its held range.

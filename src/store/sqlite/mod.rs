@@ -10,9 +10,10 @@ pub mod schema;
 mod webhooks;
 mod writer;
 
+use super::queue::NewsFeed;
 use super::{
-    ApplyError, ApplyOutcome, Backlog, CallFilter, CallPage, Claim, Claimed, Created, Finished,
-    NewToken, Replay, Store, StoreError, TokenInfo,
+    Advanced, ApplyError, ApplyOutcome, Backlog, CallFilter, CallPage, Created, Finished, NewToken,
+    QueueNews, QueuePage, Replay, Store, StoreError, TokenInfo,
 };
 use crate::domain::Timestamp;
 use crate::domain::call::{self, Applied, Call};
@@ -24,6 +25,8 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
+use std::time::Duration;
+use tokio::sync::mpsc;
 use writer::{Durability, Writer};
 
 /// Pragmas for every connection. `synchronous = FULL`: a write is on disk before it is answered.
@@ -63,6 +66,7 @@ pub enum OpenError {
 pub struct SqliteStore {
     writer: Writer,
     readers: r2d2::Pool<SqliteConnectionManager>,
+    news: NewsFeed,
 }
 
 impl SqliteStore {
@@ -90,6 +94,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer: Writer::start(conn)?,
             readers,
+            news: NewsFeed::default(),
         })
     }
 
@@ -347,21 +352,27 @@ impl Store for SqliteStore {
     }
 
     async fn delete_webhook(&self, owner: &Owner, id: &str) -> Result<bool, StoreError> {
-        let (owner, id) = (owner.clone(), id.to_string());
-        self.write(move |c| {
-            let n = c.execute(
-                "DELETE FROM webhooks WHERE id = ?1 AND account_id = ?2 AND user_id = ?3",
-                params![id, owner.account_id, owner.user_id],
-            )?;
-            if n == 1 {
-                c.execute(
-                    "DELETE FROM deliveries WHERE webhook_id = ?1 AND status = 'pending'",
-                    [&id],
+        let (owner, webhook) = (owner.clone(), id.to_string());
+        let deleted = self
+            .write(move |c| {
+                let id = webhook;
+                let n = c.execute(
+                    "DELETE FROM webhooks WHERE id = ?1 AND account_id = ?2 AND user_id = ?3",
+                    params![id, owner.account_id, owner.user_id],
                 )?;
-            }
-            Ok(n == 1)
-        })
-        .await
+                if n == 1 {
+                    c.execute(
+                        "DELETE FROM deliveries WHERE webhook_id = ?1 AND status = 'pending'",
+                        [&id],
+                    )?;
+                }
+                Ok(n == 1)
+            })
+            .await?;
+        if deleted {
+            self.news.changed(id);
+        }
+        Ok(deleted)
     }
 
     async fn renew_webhook(
@@ -372,16 +383,22 @@ impl Store for SqliteStore {
         expire_at: Timestamp,
         purge_at: Timestamp,
     ) -> Result<Option<Webhook>, StoreError> {
-        let (owner, id) = (owner.clone(), id.to_string());
-        self.write(move |c| {
-            c.execute(
-                "UPDATE webhooks SET expire_at = ?4, purge_at = ?5, renewed_at = ?6, renewed_by = ?3, failed = 0 \
-                 WHERE id = ?1 AND account_id = ?2 AND user_id = ?3",
-                params![id, owner.account_id, owner.user_id, expire_at.millis(), purge_at.millis(), now.millis()],
-            )?;
-            select_webhook(c, &owner, &id)
-        })
-        .await
+        let (owner, webhook) = (owner.clone(), id.to_string());
+        let renewed = self
+            .write(move |c| {
+                let id = webhook;
+                c.execute(
+                    "UPDATE webhooks SET expire_at = ?4, purge_at = ?5, renewed_at = ?6, renewed_by = ?3, failed = 0 \
+                     WHERE id = ?1 AND account_id = ?2 AND user_id = ?3",
+                    params![id, owner.account_id, owner.user_id, expire_at.millis(), purge_at.millis(), now.millis()],
+                )?;
+                select_webhook(c, &owner, &id)
+            })
+            .await?;
+        if renewed.is_some() {
+            self.news.changed(id);
+        }
+        Ok(renewed)
     }
 
     async fn purge_webhooks(&self, now: Timestamp) -> Result<u64, StoreError> {
@@ -408,7 +425,8 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<ApplyOutcome, ApplyError> {
         let report = report.clone();
-        self.writer
+        let (outcome, fresh) = self
+            .writer
             .write(Durability::Synced, move |c| {
                 let existing = c
                     .prepare_cached(&format!(
@@ -427,19 +445,23 @@ impl Store for SqliteStore {
                     || uuid::Uuid::now_v7().to_string(),
                     now,
                 )?;
-                let (deliveries, skipped) = match &applied {
-                    Applied::Repeated(_) => (0, 0),
+                let (deliveries, skipped, fresh) = match &applied {
+                    Applied::Repeated(_) => (0, 0, Vec::new()),
                     Applied::Changed(next) => {
                         calls::record_change(c, seq, next, now).map_err(StoreError::from)?
                     }
                 };
-                Ok(ApplyOutcome {
+                let outcome = ApplyOutcome {
                     applied,
                     deliveries,
                     skipped,
-                })
+                };
+                Ok::<_, ApplyError>((outcome, fresh))
             })
-            .await
+            .await?;
+        // After the commit: the engine may send them now.
+        self.news.send(QueueNews::Fresh(fresh));
+        Ok(outcome)
     }
 
     async fn list_calls(&self, owner: &Owner, page: &CallPage) -> Result<Vec<Call>, StoreError> {
@@ -505,19 +527,51 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn claim_deliveries(&self, claim: Claim) -> Result<Claimed, StoreError> {
-        self.write_lazy(move |c| deliveries::claim(c, &claim)).await
+    fn queue_news(&self) -> mpsc::UnboundedReceiver<QueueNews> {
+        self.news.subscribe()
     }
 
-    async fn finish_attempts(&self, finished: Vec<Finished>) -> Result<u64, StoreError> {
-        self.write_lazy(move |c| {
-            let skipped = finished.iter().try_fold(0, |skipped, f| {
-                Ok::<_, rusqlite::Error>(skipped + deliveries::finish(c, &f.job, &f.end, f.at)?)
-            })?;
-            deliveries::count_successes(c, &finished)?;
-            Ok(skipped)
-        })
-        .await
+    async fn find_queues(&self, _now: Timestamp) -> Result<Vec<String>, StoreError> {
+        self.read(deliveries::find).await
+    }
+
+    /// One process owns the file: it drives every queue.
+    async fn drive(
+        &self,
+        webhooks: Vec<String>,
+        _now: Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(webhooks)
+    }
+
+    async fn keep_driving(&self, _lease: Duration) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn stop_driving(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn load_queue(
+        &self,
+        webhook_id: &str,
+        limit: usize,
+        skip: Vec<i64>,
+        now: Timestamp,
+    ) -> Result<Option<QueuePage>, StoreError> {
+        let webhook_id = webhook_id.to_string();
+        self.read(move |c| deliveries::load(c, &webhook_id, limit, &skip, now))
+            .await
+    }
+
+    async fn advance(
+        &self,
+        finished: Vec<Finished>,
+        start: Vec<i64>,
+        lease_until: Timestamp,
+    ) -> Result<Advanced, StoreError> {
+        self.write_lazy(move |c| deliveries::advance(c, &finished, &start, lease_until))
+            .await
     }
 
     async fn skip_undeliverable(&self, now: Timestamp) -> Result<u64, StoreError> {
@@ -532,18 +586,16 @@ impl Store for SqliteStore {
         since: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<Replay, StoreError> {
-        let (owner, webhook_id) = (owner.clone(), webhook_id.to_string());
-        self.write(move |c| {
-            deliveries::replay(
-                c,
-                &owner.account_id,
-                &owner.user_id,
-                &webhook_id,
-                since,
-                now,
-            )
-        })
-        .await
+        let (owner, webhook) = (owner.clone(), webhook_id.to_string());
+        let replay = self
+            .write(move |c| {
+                deliveries::replay(c, &owner.account_id, &owner.user_id, &webhook, since, now)
+            })
+            .await?;
+        if matches!(replay, Replay::Queued(n) if n > 0) {
+            self.news.changed(webhook_id);
+        }
+        Ok(replay)
     }
 
     async fn backlog(&self) -> Result<Backlog, StoreError> {
