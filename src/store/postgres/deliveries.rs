@@ -20,7 +20,7 @@ use crate::store::{
     Started, Target,
 };
 use sqlx::{PgConnection, PgPool, Row};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// What queuing an event's deliveries did.
@@ -36,103 +36,189 @@ pub(super) struct QueuedRows {
     pub announce: Vec<String>,
 }
 
-/// Queues one delivery of event `event_seq` per webhook of the call's user: `pending` for live
-/// webhooks (due now, or held while the webhook is paused after a failure), `skipped` for failed
-/// or expired ones. Each pending row comes back with the latest earlier pending delivery of its
-/// webhook and call (the call's row is locked, so that is exact), and with who drives its queue.
+/// An event just written, whose deliveries are to be queued.
+#[derive(Debug)]
+pub(super) struct NewEvent {
+    pub account_id: String,
+    pub user_id: String,
+    pub call_seq: i64,
+    pub event_seq: i64,
+    pub body: Arc<str>,
+    /// When its report was taken: webhooks expired by then skip it.
+    pub now: Timestamp,
+}
+
+/// Queues one delivery of each event per webhook of its call's user: `pending` for live webhooks
+/// (due now, or held while the webhook is paused after a failure), `skipped` for failed or
+/// expired ones, all in one statement. Each pending row comes back with the latest earlier
+/// pending delivery of its webhook and call (the calls' rows are locked, so that is exact), and
+/// with who drives its queue. Returns, per event, what was queued.
 ///
 /// Webhook rows are read, not locked: a pause committed by another node after this read leaves
-/// this event's row due now instead of held. That only costs the paused endpoint an early
-/// attempt (the queue's per-call order still holds); locking would make every event wait for
-/// every outcome recorded for its webhooks.
-pub(super) async fn queue(
+/// an event's row due now instead of held. That only costs the paused endpoint an early attempt
+/// (the queue's per-call order still holds); locking would make every event wait for every
+/// outcome recorded for its webhooks.
+pub(super) async fn queue_events(
     c: &mut PgConnection,
     node: &str,
-    call: (&str, &str, i64),
-    event: (i64, &Arc<str>),
-    now: Timestamp,
-) -> Result<QueuedRows, sqlx::Error> {
-    let (account_id, user_id, call_seq) = call;
-    let (event_seq, body) = event;
+    events: &[NewEvent],
+) -> Result<Vec<QueuedRows>, sqlx::Error> {
+    let mut queued: Vec<QueuedRows> = events.iter().map(|_| QueuedRows::default()).collect();
+    if events.is_empty() {
+        return Ok(queued);
+    }
+    let owners: BTreeSet<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.account_id.as_str(), e.user_id.as_str()))
+        .collect();
+    let (accounts, users): (Vec<&str>, Vec<&str>) = owners.iter().copied().unzip();
     let webhooks = sqlx::query(&format!(
-        "SELECT w.id, NOT w.failed AND w.expire_at > $3 AS live, \
+        "SELECT w.account_id, w.user_id, w.id, w.failed, w.expire_at, \
          w.paused_until IS NOT NULL AS paused, \
-         CASE WHEN w.driver = $4 THEN 0 WHEN {ALIVE} THEN 1 ELSE 2 END AS driver \
-         FROM webhooks w WHERE w.account_id = $1 AND w.user_id = $2 ORDER BY w.seq"
+         CASE WHEN w.driver = $3 THEN 0 WHEN {ALIVE} THEN 1 ELSE 2 END AS driver \
+         FROM webhooks w WHERE (w.account_id, w.user_id) IN \
+         (SELECT * FROM UNNEST($1::text[], $2::text[])) ORDER BY w.seq"
     ))
-    .bind(account_id)
-    .bind(user_id)
-    .bind(now.millis())
+    .bind(&accounts)
+    .bind(&users)
     .bind(node)
     .fetch_all(&mut *c)
     .await?;
-    let mut queued = QueuedRows::default();
-    if webhooks.is_empty() {
+    let mut by_owner: BTreeMap<(String, String), Vec<Hook>> = BTreeMap::new();
+    for w in &webhooks {
+        let owner = (w.try_get("account_id")?, w.try_get("user_id")?);
+        by_owner.entry(owner).or_default().push(Hook {
+            id: w.try_get("id")?,
+            failed: w.try_get("failed")?,
+            expire_at: w.try_get("expire_at")?,
+            paused: w.try_get("paused")?,
+            driver: Driver::from_code(w.try_get("driver")?),
+        });
+    }
+    let mut rows = Rows::default();
+    let mut drivers: BTreeMap<&str, Driver> = BTreeMap::new();
+    for (index, event) in events.iter().enumerate() {
+        let owner = (event.account_id.clone(), event.user_id.clone());
+        for hook in by_owner.get(&owner).map(Vec::as_slice).unwrap_or_default() {
+            let live = !hook.failed && hook.expire_at > event.now.millis();
+            if live {
+                queued[index].pending += 1;
+                drivers.insert(&hook.id, hook.driver);
+            } else {
+                queued[index].skipped += 1;
+            }
+            rows.push(event, &hook.id, live, hook.paused);
+        }
+    }
+    if rows.id.is_empty() {
         return Ok(queued);
     }
-    let (mut ids, mut webhook_ids, mut statuses, mut due) = (vec![], vec![], vec![], vec![]);
-    let mut drivers = BTreeMap::new();
-    for w in &webhooks {
-        let live: bool = w.try_get("live")?;
-        let paused: bool = w.try_get("paused")?;
-        let webhook_id: String = w.try_get("id")?;
-        if live {
-            queued.pending += 1;
-            drivers.insert(webhook_id.clone(), Driver::from_code(w.try_get("driver")?));
-        } else {
-            queued.skipped += 1;
-        }
-        // Time-ordered ids keep the unique index append-only.
-        ids.push(uuid::Uuid::now_v7().to_string());
-        webhook_ids.push(webhook_id);
-        statuses.push(if live { "pending" } else { "skipped" });
-        due.push(if paused { HELD.millis() } else { now.millis() });
-    }
-    let rows = sqlx::query(
+    let mut inserted = sqlx::query(
         "INSERT INTO deliveries (id, webhook_id, event_seq, call_seq, status, attempt, next_at, created_at) \
-         SELECT r.id, r.webhook_id, $5, $6, r.status, 0, r.next_at, $7 \
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[]) AS r(id, webhook_id, status, next_at) \
-         RETURNING seq, id, webhook_id, status, next_at, \
+         SELECT r.id, r.webhook_id, r.event_seq, r.call_seq, r.status, 0, r.next_at, r.created_at \
+         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], \
+         $7::bigint[]) WITH ORDINALITY \
+         AS r(id, webhook_id, event_seq, call_seq, status, next_at, created_at, n) ORDER BY r.n \
+         RETURNING seq, id, webhook_id, event_seq, call_seq, status, next_at, \
            (SELECT MAX(p.seq) FROM deliveries p WHERE p.webhook_id = deliveries.webhook_id \
             AND p.call_seq = deliveries.call_seq AND p.status = 'pending' \
             AND p.seq < deliveries.seq) AS after",
     )
-    .bind(&ids)
-    .bind(&webhook_ids)
-    .bind(&statuses)
-    .bind(&due)
-    .bind(event_seq)
-    .bind(call_seq)
-    .bind(now.millis())
+    .bind(&rows.id)
+    .bind(&rows.webhook_id)
+    .bind(&rows.event_seq)
+    .bind(&rows.call_seq)
+    .bind(&rows.status)
+    .bind(&rows.next_at)
+    .bind(&rows.created_at)
     .fetch_all(&mut *c)
     .await?;
-    for r in &rows {
+    inserted.sort_by_key(|r| r.try_get::<i64, _>("seq").unwrap_or_default());
+    let index_of: BTreeMap<i64, usize> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.event_seq, i))
+        .collect();
+    // The statement does not see its own rows: an earlier event of the same call in this batch
+    // is the one before.
+    let mut last_in_batch: BTreeMap<(String, i64), i64> = BTreeMap::new();
+    for r in &inserted {
         if r.try_get::<&str, _>("status")? != "pending" {
             continue;
         }
+        let seq: i64 = r.try_get("seq")?;
         let webhook_id: String = r.try_get("webhook_id")?;
-        let driver = drivers.get(&webhook_id).copied().unwrap_or(Driver::Nobody);
+        let call_seq: i64 = r.try_get("call_seq")?;
+        let event_seq: i64 = r.try_get("event_seq")?;
+        let Some(&index) = index_of.get(&event_seq) else {
+            continue;
+        };
+        let key = (webhook_id.clone(), call_seq);
+        let after = match last_in_batch.insert(key, seq) {
+            Some(previous) => Some(previous),
+            None => r.try_get("after")?,
+        };
+        let driver = drivers
+            .get(webhook_id.as_str())
+            .copied()
+            .unwrap_or(Driver::Nobody);
+        let target = &mut queued[index];
         if driver != Driver::Me {
-            queued.announce.push(webhook_id.clone());
+            target.announce.push(webhook_id.clone());
         }
         if driver == Driver::Other {
             continue;
         }
-        queued.fresh.push(Fresh {
+        target.fresh.push(Fresh {
             webhook_id,
             delivery: Queued {
-                seq: r.try_get("seq")?,
+                seq,
                 id: r.try_get("id")?,
                 call_seq,
                 attempts: 0,
                 replayed_after: 0,
                 due: rows::ts(r, "next_at")?,
-                event: body.clone(),
+                event: events[index].body.clone(),
             },
-            after: r.try_get("after")?,
+            after,
         });
     }
     Ok(queued)
+}
+
+/// A webhook of an event's user, as queuing reads it.
+struct Hook {
+    id: String,
+    failed: bool,
+    expire_at: i64,
+    paused: bool,
+    driver: Driver,
+}
+
+/// The delivery rows to insert, as columns.
+#[derive(Default)]
+struct Rows {
+    id: Vec<String>,
+    webhook_id: Vec<String>,
+    event_seq: Vec<i64>,
+    call_seq: Vec<i64>,
+    status: Vec<&'static str>,
+    next_at: Vec<i64>,
+    created_at: Vec<i64>,
+}
+
+impl Rows {
+    fn push(&mut self, event: &NewEvent, webhook_id: &str, live: bool, paused: bool) {
+        // Time-ordered ids keep the unique index append-only.
+        self.id.push(uuid::Uuid::now_v7().to_string());
+        self.webhook_id.push(webhook_id.to_string());
+        self.event_seq.push(event.event_seq);
+        self.call_seq.push(event.call_seq);
+        self.status.push(if live { "pending" } else { "skipped" });
+        let due = if paused { HELD } else { event.now };
+        self.next_at.push(due.millis());
+        self.created_at.push(event.now.millis());
+    }
 }
 
 /// The first `limit` pending deliveries of a webhook, in order, leaving out those in `skip`

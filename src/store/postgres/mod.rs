@@ -17,6 +17,7 @@ mod deliveries;
 mod drivers;
 mod errors;
 mod identity;
+mod ingest;
 mod rows;
 pub mod schema;
 mod webhooks;
@@ -74,6 +75,8 @@ pub struct PgStore {
     node: Arc<str>,
     /// News of queues for this node's engine.
     news: Arc<NewsFeed>,
+    /// Applies call reports, several per transaction.
+    ingest: Arc<ingest::Writer>,
     /// How to connect, for the wake-up listener's own connection.
     options: PgConnectOptions,
     /// The database URL without its password, for log lines.
@@ -129,10 +132,12 @@ impl PgStore {
             .max_connections(BOOKKEEPING_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options.clone().options([("synchronous_commit", "off")]));
+        let node: Arc<str> = uuid::Uuid::now_v7().to_string().into();
         Ok(PgStore {
+            ingest: Arc::new(ingest::Writer::start(pool.clone(), node.clone())),
             pool,
             bookkeeping,
-            node: uuid::Uuid::now_v7().to_string().into(),
+            node,
             news: Arc::default(),
             options,
             shown: shown.into(),
@@ -292,11 +297,7 @@ impl Store for PgStore {
         report: &CallReport,
         now: Timestamp,
     ) -> Result<ApplyOutcome, ApplyError> {
-        // A refused report commits a transaction that changed nothing (it only locked the call).
-        let (outcome, queued) = transaction!(self.pool, |c| calls::apply_report(
-            c, &self.node, report, now
-        )
-        .await?)??;
+        let (outcome, queued) = self.ingest.apply(report, now).await?;
         // After the commit: this node's engine may send them now; other nodes are told.
         self.news.send(QueueNews::Fresh(queued.fresh));
         self.announcer
