@@ -80,8 +80,8 @@ pub(super) fn sort_expr(key: SortKey, descending: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::CallState;
     use crate::domain::call::Direction;
+    use crate::domain::{CallState, Timestamp};
 
     #[test]
     fn filter_parameters_are_numbered_in_the_order_they_are_bound() {
