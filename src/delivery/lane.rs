@@ -284,8 +284,14 @@ impl Lane {
         self.rows.is_empty()
     }
 
-    fn add(&mut self, delivery: Queued, in_flight: bool, now: Timestamp) {
+    fn add(&mut self, mut delivery: Queued, in_flight: bool, now: Timestamp) {
         let (seq, call) = (delivery.seq, delivery.call_seq);
+        // While paused, a delivery never tried (since its last replay) is held like the rest,
+        // however it comes: the store held it, or holds it, or writes none for it.
+        let untried = delivery.attempts <= delivery.replayed_after;
+        if self.paused && untried && !in_flight {
+            delivery.due = HELD;
+        }
         self.paused |= delivery.due == HELD;
         if in_flight {
             self.in_flight += 1;

@@ -275,3 +275,20 @@ fn a_forgotten_call_is_never_sent_twice_from_an_offer() {
     assert_eq!(lane.offer(fresh(1, 1, None), at(1)), Offer::Ignored);
     assert_eq!(lane.take(at(99_999), 1), Vec::<i64>::new());
 }
+
+#[test]
+fn a_delivery_that_arrives_while_the_webhook_is_paused_is_held_whatever_its_time_says() {
+    let mut lane = lane_with(4, &[(1, 1)]);
+    let probe = lane.take(at(10), 4);
+    lane.ended(probe[0], &AttemptEnd::Retry { at: at(50) }, at(11));
+    // Queued before the pause was recorded, announced after: the store holds it now.
+    assert_eq!(lane.offer(fresh(2, 2, None), at(12)), Offer::Taken);
+    assert_eq!(
+        lane.take(at(12), 4),
+        Vec::<i64>::new(),
+        "not sent while paused"
+    );
+    assert_eq!(lane.take(at(50), 4), [1], "the probe alone at its time");
+    deliver(&mut lane, &[1], 51);
+    assert_eq!(lane.take(at(51), 4), [2], "released by the success");
+}
