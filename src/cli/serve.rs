@@ -222,6 +222,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         out.flush()?;
     }
     tracing::info!(%address, db = %db.shown(), targets = targets.as_str(), "serving");
+    if let Opened::Postgres(pg) = &opened {
+        tracing::info!(node = pg.node_id(), "driving webhook queues as this node");
+    }
 
     let shutdown = CancellationToken::new();
     tokio::spawn(signals.cancel_on_signal(shutdown.clone()));

@@ -175,6 +175,11 @@ macro_rules! transaction {
 }
 
 impl PgStore {
+    /// This process's id as a node that drives queues (`webhooks.driver`).
+    pub fn node_id(&self) -> &str {
+        &self.node
+    }
+
     /// Tells whichever node drives `webhook_id`'s queue (this one too) that it changed.
     fn changed(&self, webhook_id: &str) {
         self.news.changed(webhook_id);

@@ -74,10 +74,19 @@ pub(super) fn write_held(
     limit: Option<usize>,
 ) -> rusqlite::Result<u64> {
     let limit = limit.map_or(-1, |n| n as i64);
+    // Events in seq order from the range's start (the events table's own order), each checked
+    // for its call's owner and for a row already written: a chunk costs about its own size,
+    // however long the range is.
     let events: Vec<(i64, i64)> = c
-        .prepare_cached(&format!(
-            "SELECT e.seq, e.call_seq {HELD_EVENTS} AND w.id = ?1 ORDER BY e.seq LIMIT ?2"
-        ))?
+        .prepare_cached(
+            "SELECT e.seq, e.call_seq FROM webhooks w CROSS JOIN call_events e \
+             CROSS JOIN calls k ON k.seq = e.call_seq \
+             WHERE w.id = ?1 AND e.seq > w.held_after \
+             AND k.account_id = w.account_id AND k.user_id = w.user_id \
+             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id \
+                 AND d.call_seq = e.call_seq AND d.event_seq = e.seq) \
+             ORDER BY e.seq LIMIT ?2",
+        )?
         .query_map(params![webhook_id, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     for (event_seq, call_seq) in &events {
