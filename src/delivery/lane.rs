@@ -9,9 +9,10 @@
 //!   one (so it doubles per round of answers) up to the cap, and a failure shrinks it back to one.
 //!   An endpoint that hangs, refuses or errors therefore holds one of the engine's slots however
 //!   many calls wait for it.
-//! - **Circuit breaker**: a failed attempt pauses the webhook as the store does (the failed
-//!   delivery is retried at its time, every other waiting delivery is held until a delivery
-//!   succeeds); the lane mirrors it, so that it never sends what the store holds.
+//! - **Circuit breaker**: a failed attempt pauses the webhook (the store records it): the failed
+//!   delivery is retried at its time, and every delivery not tried yet is held ([`HELD`]) until a
+//!   delivery succeeds. A page read while the webhook is paused says so, and the same rule holds
+//!   its deliveries.
 //! - **Memory**: at most [`CAP`] deliveries are kept; the rest stay in the store, and the lane asks
 //!   for the next page once it is down to half ([`Lane::wants_page`]). Deliveries queued by this
 //!   process are offered as they commit ([`Lane::offer`]) and taken only when it is certain that
@@ -20,9 +21,11 @@
 //! May depend on: `domain`, the store's queue types.
 
 use crate::domain::Timestamp;
-use crate::store::{AttemptEnd, DeliveryJob, Fresh, HELD, QueuePage, Queued, Started, Target};
+use crate::store::{AttemptEnd, DeliveryJob, Fresh, QueuePage, Queued, Started, Target};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+/// `due` of a delivery held while its webhook is paused: never, until a delivery succeeds.
+pub const HELD: Timestamp = Timestamp::LATEST;
 /// Deliveries a lane keeps in memory at most.
 pub const CAP: usize = 1024;
 /// The window of a webhook this process has not sent to lately.
@@ -131,6 +134,7 @@ impl Lane {
     /// earlier lane of the same webhook), which must not go again before it ends.
     pub fn loaded(&mut self, page: QueuePage, flying: &HashSet<i64>, now: Timestamp) {
         self.target = Some(page.target);
+        self.paused |= page.paused;
         self.more = !page.complete;
         self.stale = false;
         for delivery in page.deliveries {
@@ -371,7 +375,7 @@ impl Lane {
         }
     }
 
-    /// As the store's pause: every waiting delivery but `probe` is held.
+    /// The pause: every waiting delivery but `probe` is held.
     fn hold_all_but(&mut self, probe: i64) {
         self.paused = true;
         let held: Vec<i64> = self
@@ -394,7 +398,7 @@ impl Lane {
         self.unplace(probe);
     }
 
-    /// As the store's resume after a success: what was held is due now.
+    /// The end of a pause, after a success: what was held is due now.
     fn resume(&mut self, now: Timestamp) {
         if !std::mem::take(&mut self.paused) {
             return;

@@ -37,6 +37,7 @@ fn lane_with(cap: usize, deliveries: &[(i64, i64)]) -> Lane {
     lane.loaded(
         QueuePage {
             target: target(),
+            paused: false,
             deliveries: deliveries.iter().map(|(s, c)| queued(*s, *c, 0)).collect(),
             complete: true,
         },
@@ -134,9 +135,7 @@ fn a_success_after_a_pause_releases_what_was_held_and_a_final_failure_ends_the_l
     let probe = lane.take(at(10), 10);
     lane.ended(probe[0], &AttemptEnd::Retry { at: at(50) }, at(11));
     // A delivery queued while paused comes held, as the store writes it.
-    let mut held = fresh(4, 4, None);
-    held.delivery.due = HELD;
-    assert_eq!(lane.offer(held, at(12)), Offer::Taken);
+    assert_eq!(lane.offer(fresh(4, 4, None), at(12)), Offer::Taken);
     assert_eq!(lane.take(at(49), 10), Vec::<i64>::new());
     assert_eq!(lane.take(at(50), 10), [1]);
     deliver(&mut lane, &[1], 51);
@@ -203,6 +202,7 @@ fn a_lane_reads_the_next_page_at_half_and_marks_what_is_in_flight_elsewhere() {
     assert!(lane.wants_page(), "a new lane reads its first page");
     let page = |range: std::ops::Range<i64>, complete| QueuePage {
         target: target(),
+        paused: false,
         deliveries: range.map(|n| queued(n, n, 0)).collect(),
         complete,
     };
@@ -259,6 +259,7 @@ fn a_forgotten_call_is_never_sent_twice_from_an_offer() {
     lane.loaded(
         QueuePage {
             target: target(),
+            paused: false,
             deliveries: vec![],
             complete: true,
         },

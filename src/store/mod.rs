@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 pub use open::{Database, Opened};
 pub use postgres::PgStore;
-pub use queue::{Advanced, Fresh, HELD, QueueNews, QueuePage, Queued, Started, Target};
+pub use queue::{Advanced, Fresh, QueueNews, QueuePage, Queued, Started, Target};
 pub use sqlite::SqliteStore;
 
 /// A storage failure. Client mistakes never show up here.

@@ -14,10 +14,6 @@ use crate::domain::webhook::{MetadataPolicy, SigningAlgo};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
-/// `due` of a delivery held while its webhook is paused after a failed attempt: never, until a
-/// delivery to the webhook succeeds.
-pub const HELD: Timestamp = Timestamp::LATEST;
-
 /// Where and how every delivery to one webhook is sent. A webhook's URL, key and policy never
 /// change after it is created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +62,8 @@ pub struct Queued {
     pub attempts: u32,
     /// Attempts made before the delivery was last replayed: the retry budget counts from there.
     pub replayed_after: u32,
-    /// When it may be sent: at once, at a retry's time, or [`HELD`].
+    /// When it may be sent: when it was queued, or its retry's time. While its webhook is paused
+    /// only deliveries tried before (since their last replay) may go, each at its time.
     pub due: Timestamp,
     /// The event, as canonical JSON.
     pub event: Arc<str>,
@@ -99,6 +96,9 @@ pub enum QueueNews {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuePage {
     pub target: Target,
+    /// A failed attempt paused the webhook and no delivery to it has succeeded since: only
+    /// deliveries tried before may go (the circuit breaker).
+    pub paused: bool,
     /// Its first pending deliveries, in `seq` order.
     pub deliveries: Vec<Queued>,
     /// Whether `deliveries` is the whole queue (fewer than asked for were pending).
@@ -121,7 +121,7 @@ pub struct Advanced {
     /// Deliveries skipped because a webhook failed.
     pub skipped: u64,
     /// Webhooks whose queue got deliveries from the store itself (a paused webhook that answered
-    /// again has what was held written out): read them again.
+    /// again has the events held meanwhile written out): read them again.
     pub refilled: Vec<String>,
 }
 

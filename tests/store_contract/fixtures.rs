@@ -186,7 +186,8 @@ pub(crate) fn claim_one(now_ms: i64) -> Claim {
 
 /// A process driving queues as the delivery engine does, reduced to what the contract needs: it
 /// finds the queues to drive, reads each in order, sends the first pending delivery of each call
-/// unless that call has one in flight, oldest (due, seq) first, and records outcomes. What is in
+/// once it is due, unless that call has one in flight (or its webhook is paused and it was never
+/// tried: the circuit breaker), oldest (due, seq) first, and records outcomes. What is in
 /// flight lives in the driver, as it does in the engine: a new driver (a restarted process) knows
 /// nothing of it.
 pub(crate) struct Driver {
@@ -217,7 +218,9 @@ impl Driver {
             let mut calls = HashSet::new();
             for delivery in page.deliveries {
                 let head = calls.insert(delivery.call_seq);
-                if head && !self.in_flight.contains(&delivery.seq) && delivery.due <= c.now {
+                let held = page.paused && delivery.attempts <= delivery.replayed_after;
+                let due = delivery.due <= c.now && !held;
+                if head && !self.in_flight.contains(&delivery.seq) && due {
                     sendable.push((page.target.clone(), delivery));
                 }
             }

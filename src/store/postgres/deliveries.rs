@@ -3,20 +3,20 @@
 //! replaying. Every function runs inside the caller's transaction, which several nodes run at
 //! once; each webhook's queue is driven by one node at a time ([`super::drivers`]).
 //!
-//! The circuit breaker is the form SQLite had before its schema version 4: a failed attempt
-//! pauses its webhook and holds (never due) its other pending deliveries, and deliveries queued
-//! meanwhile are written held too; a success resumes them. SQLite's version 4 instead writes no
-//! row while paused and remembers the last event seq that has rows (`held_after`). That is not
-//! done here: with concurrent transactions, sequence values are not committed in order, so "every
-//! event up to seq N has its rows" can be false when it is read (an event with a lower seq may
-//! still commit), and events would be lost. `webhooks.held_after` exists but stays NULL.
+//! The circuit breaker: a failed attempt pauses its webhook (`paused_until`) until a delivery
+//! succeeds, and the engine holds what was not tried yet meanwhile. Deliveries queued while it is
+//! paused are written as usual. (SQLite writes none while paused and remembers the last event seq
+//! that has rows, `held_after`; that is not done here: with concurrent transactions, sequence
+//! values are not committed in order, so "every event up to seq N has its rows" can be false when
+//! it is read, as an event with a lower seq may still commit, and events would be lost.
+//! `webhooks.held_after` exists but stays NULL.)
 
 use super::drivers::{ALIVE, Driver};
 use super::rows::{self, count_u32};
 use crate::domain::Timestamp;
 use crate::store::sql::QUEUES_WITH_PENDING;
 use crate::store::{
-    Advanced, AttemptEnd, Backlog, DeliveryJob, Finished, Fresh, HELD, QueuePage, Queued, Replay,
+    Advanced, AttemptEnd, Backlog, DeliveryJob, Finished, Fresh, QueuePage, Queued, Replay,
     Started, Target,
 };
 use sqlx::{PgConnection, PgPool, Row};
@@ -49,15 +49,13 @@ pub(super) struct NewEvent {
 }
 
 /// Queues one delivery of each event per webhook of its call's user: `pending` for live webhooks
-/// (due now, or held while the webhook is paused after a failure), `skipped` for failed or
+/// (held by the engine while the webhook is paused after a failure), `skipped` for failed or
 /// expired ones, all in one statement. Each pending row comes back with the latest earlier
 /// pending delivery of its webhook and call (the calls' rows are locked, so that is exact), and
 /// with who drives its queue. Returns, per event, what was queued.
 ///
-/// Webhook rows are read, not locked: a pause committed by another node after this read leaves
-/// an event's row due now instead of held. That only costs the paused endpoint an early attempt
-/// (the queue's per-call order still holds); locking would make every event wait for every
-/// outcome recorded for its webhooks.
+/// Webhook rows are read, not locked: locking them would make every event wait for every outcome
+/// recorded for its webhooks.
 pub(super) async fn queue_events(
     c: &mut PgConnection,
     node: &str,
@@ -74,7 +72,6 @@ pub(super) async fn queue_events(
     let (accounts, users): (Vec<&str>, Vec<&str>) = owners.iter().copied().unzip();
     let webhooks = sqlx::query(&format!(
         "SELECT w.account_id, w.user_id, w.id, w.failed, w.expire_at, \
-         w.paused_until IS NOT NULL AS paused, \
          CASE WHEN w.driver = $3 THEN 0 WHEN {ALIVE} THEN 1 ELSE 2 END AS driver \
          FROM webhooks w WHERE (w.account_id, w.user_id) IN \
          (SELECT * FROM UNNEST($1::text[], $2::text[])) ORDER BY w.seq"
@@ -91,7 +88,6 @@ pub(super) async fn queue_events(
             id: w.try_get("id")?,
             failed: w.try_get("failed")?,
             expire_at: w.try_get("expire_at")?,
-            paused: w.try_get("paused")?,
             driver: Driver::from_code(w.try_get("driver")?),
         });
     }
@@ -107,7 +103,7 @@ pub(super) async fn queue_events(
             } else {
                 queued[index].skipped += 1;
             }
-            rows.push(event, &hook.id, live, hook.paused);
+            rows.push(event, &hook.id, live);
         }
     }
     if rows.id.is_empty() {
@@ -191,7 +187,6 @@ struct Hook {
     id: String,
     failed: bool,
     expire_at: i64,
-    paused: bool,
     driver: Driver,
 }
 
@@ -208,15 +203,14 @@ struct Rows {
 }
 
 impl Rows {
-    fn push(&mut self, event: &NewEvent, webhook_id: &str, live: bool, paused: bool) {
+    fn push(&mut self, event: &NewEvent, webhook_id: &str, live: bool) {
         // Time-ordered ids keep the unique index append-only.
         self.id.push(uuid::Uuid::now_v7().to_string());
         self.webhook_id.push(webhook_id.to_string());
         self.event_seq.push(event.event_seq);
         self.call_seq.push(event.call_seq);
         self.status.push(if live { "pending" } else { "skipped" });
-        let due = if paused { HELD } else { event.now };
-        self.next_at.push(due.millis());
+        self.next_at.push(event.now.millis());
         self.created_at.push(event.now.millis());
     }
 }
@@ -231,7 +225,8 @@ pub(super) async fn load(
     now: Timestamp,
 ) -> Result<Option<QueuePage>, sqlx::Error> {
     let target = sqlx::query(
-        "SELECT url, signing_algo, signing_key, metadata_policy, expire_at FROM webhooks \
+        "SELECT url, signing_algo, signing_key, metadata_policy, expire_at, \
+         paused_until IS NOT NULL AS paused FROM webhooks \
          WHERE id = $1 AND NOT failed AND expire_at > $2",
     )
     .bind(webhook_id)
@@ -241,6 +236,7 @@ pub(super) async fn load(
     let Some(target) = target else {
         return Ok(None);
     };
+    let paused: bool = target.try_get("paused")?;
     let target = Target::from_columns(
         webhook_id.to_string(),
         target.try_get("url")?,
@@ -276,6 +272,7 @@ pub(super) async fn load(
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
     Ok(Some(QueuePage {
         target,
+        paused,
         complete: (deliveries.len() as i64) < limit,
         deliveries,
     }))
@@ -345,7 +342,7 @@ pub(super) async fn release(c: &mut PgConnection, seqs: &[i64]) -> Result<u64, s
 }
 
 /// Records outcomes and the statistics that follow; returns how many deliveries were skipped
-/// and the webhooks whose held deliveries were resumed. Successes are written all at once;
+/// (and, as SQLite's does, the webhooks whose queue the store itself wrote to: none here). Successes are written all at once;
 /// failures (rare) one by one, webhook by webhook in id order, so that two transactions over the
 /// same webhooks lock their rows in the same order.
 async fn finish_all(
@@ -375,8 +372,8 @@ async fn finish_all(
     .bind(&delivered)
     .execute(&mut *c)
     .await?;
-    let resumed = count_successes(c, finished).await?;
-    Ok((skipped, resumed))
+    count_successes(c, finished).await?;
+    Ok((skipped, Vec::new()))
 }
 
 async fn finish_failed(
@@ -442,10 +439,9 @@ async fn finish_failed(
 }
 
 /// Pauses a webhook after `probe`'s attempt failed (a circuit breaker): `probe` is retried at
-/// `retry`, while the webhook's other pending deliveries not in flight, and those queued until a
-/// delivery succeeds, are held (never due). So an endpoint that is down is tried once per retry
-/// interval. A success releases them ([`count_successes`]); a final failure skips them with the
-/// rest.
+/// `retry`; until a delivery succeeds, deliveries never tried may not go (the engine holds them).
+/// So an endpoint that is down is tried once per retry interval. A success resumes it
+/// ([`count_successes`]); a final failure skips what it held with the rest.
 async fn pause(
     c: &mut PgConnection,
     probe: &DeliveryJob,
@@ -456,25 +452,12 @@ async fn pause(
         .bind(retry.millis())
         .execute(&mut *c)
         .await?;
-    sqlx::query(
-        "UPDATE deliveries SET next_at = $3 WHERE webhook_id = $1 AND status = 'pending' \
-         AND lease_until IS NULL AND seq <> $2 AND next_at < $3",
-    )
-    .bind(&probe.webhook_id)
-    .bind(probe.seq)
-    .bind(HELD.millis())
-    .execute(&mut *c)
-    .await?;
     Ok(())
 }
 
 /// Adds the successes of a batch of outcomes to their webhooks' statistics, one statement for
-/// all of them. A paused webhook that answered is resumed: its held deliveries are due now.
-/// Returns the webhooks that were resumed.
-async fn count_successes(
-    c: &mut PgConnection,
-    finished: &[Finished],
-) -> Result<Vec<String>, sqlx::Error> {
+/// all of them; a paused webhook that answered is resumed.
+async fn count_successes(c: &mut PgConnection, finished: &[Finished]) -> Result<(), sqlx::Error> {
     let mut per_webhook: BTreeMap<&str, (i64, Timestamp)> = BTreeMap::new();
     for f in finished.iter().filter(|f| f.end == AttemptEnd::Delivered) {
         let entry = per_webhook.entry(&f.job.webhook_id).or_insert((0, f.at));
@@ -484,19 +467,6 @@ async fn count_successes(
     let ids: Vec<&str> = per_webhook.keys().copied().collect();
     let counts: Vec<i64> = per_webhook.values().map(|(n, _)| *n).collect();
     let lasts: Vec<i64> = per_webhook.values().map(|(_, at)| at.millis()).collect();
-    // Through the partial index of pending deliveries by (webhook, next_at): one probe per
-    // webhook, which finds nothing unless it was paused.
-    let resumed: Vec<String> = sqlx::query_scalar(
-        "UPDATE deliveries d SET next_at = u.last \
-         FROM UNNEST($1::text[], $2::bigint[]) AS u(id, last) \
-         WHERE d.webhook_id = u.id AND d.status = 'pending' AND d.next_at = $3 \
-         RETURNING d.webhook_id",
-    )
-    .bind(&ids)
-    .bind(&lasts)
-    .bind(HELD.millis())
-    .fetch_all(&mut *c)
-    .await?;
     sqlx::query(
         "UPDATE webhooks w SET total_attempts = w.total_attempts + u.n, \
          total_successes = w.total_successes + u.n, paused_until = NULL, \
@@ -508,23 +478,28 @@ async fn count_successes(
     .bind(&lasts)
     .execute(&mut *c)
     .await?;
-    let mut resumed = resumed;
-    resumed.sort();
-    resumed.dedup();
-    Ok(resumed)
+    Ok(())
 }
 
-/// Marks pending deliveries of failed or expired webhooks as skipped.
+/// Marks pending deliveries of failed or expired webhooks as skipped, and ends their pauses: a
+/// renewed webhook starts afresh.
 pub(super) async fn skip_undeliverable(
     c: &mut PgConnection,
     now: Timestamp,
 ) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "UPDATE webhooks SET paused_until = NULL \
+         WHERE paused_until IS NOT NULL AND (failed OR expire_at <= $1)",
+    )
+    .bind(now.millis())
+    .execute(&mut *c)
+    .await?;
     let n = sqlx::query(
         "UPDATE deliveries SET status = 'skipped' WHERE status = 'pending' AND lease_until IS NULL \
          AND webhook_id IN (SELECT id FROM webhooks WHERE failed OR expire_at <= $1)",
     )
     .bind(now.millis())
-    .execute(c)
+    .execute(&mut *c)
     .await?
     .rows_affected();
     Ok(n)

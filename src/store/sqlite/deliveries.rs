@@ -3,7 +3,7 @@
 //! replaying. Every function but [`load`] and [`find`] runs on the writer's connection, inside its
 //! transaction; those two read.
 
-use super::held::{HELD, HELD_CHUNK, insert, pause, write_held};
+use super::held::{HELD_CHUNK, insert, pause, write_held};
 use crate::domain::Timestamp;
 #[cfg(test)]
 use crate::store::Failure;
@@ -85,22 +85,24 @@ pub(super) fn load(
 ) -> rusqlite::Result<Option<QueuePage>> {
     let target = c
         .prepare_cached(
-            "SELECT url, signing_algo, signing_key, metadata_policy, expire_at FROM webhooks \
+            "SELECT url, signing_algo, signing_key, metadata_policy, expire_at, \
+             paused_until IS NOT NULL FROM webhooks \
              WHERE id = ?1 AND failed = 0 AND expire_at > ?2",
         )?
         .query_row(params![webhook_id, now.millis()], |r| {
             let (algo, policy): (String, String) = (r.get(1)?, r.get(3)?);
-            Ok(Target::from_columns(
+            let target = Target::from_columns(
                 webhook_id.to_string(),
                 r.get(0)?,
                 &algo,
                 r.get(2)?,
                 &policy,
                 r.get(4)?,
-            ))
+            );
+            Ok((target, r.get::<_, bool>(5)?))
         })
         .optional()?;
-    let Some(target) = target else {
+    let Some((target, paused)) = target else {
         return Ok(None);
     };
     let skip_json = serde_json::to_string(skip).unwrap_or_else(|_| "[]".into());
@@ -125,6 +127,7 @@ pub(super) fn load(
         .collect::<rusqlite::Result<_>>()?;
     Ok(Some(QueuePage {
         target,
+        paused,
         complete: deliveries.len() < limit,
         deliveries,
     }))
@@ -246,9 +249,8 @@ pub(super) fn finish(
 }
 
 /// Adds the successes of a batch of outcomes to their webhooks' statistics: one update per webhook
-/// rather than one per delivery. A paused webhook that answered is resumed: its held deliveries
-/// are due now, and the rows of the events held meanwhile are written. Returns the webhooks whose
-/// queue got rows written.
+/// rather than one per delivery. A paused webhook that answered is resumed, and the rows of the
+/// events held meanwhile are written. Returns the webhooks whose queue got rows written.
 pub(super) fn count_successes(
     c: &Connection,
     finished: &[Finished],
@@ -265,19 +267,12 @@ pub(super) fn count_successes(
          last_success = MAX(COALESCE(last_success, 0), ?3) WHERE id = ?1 \
          RETURNING held_after IS NOT NULL",
     )?;
-    // Through the partial index of pending deliveries by webhook: one index probe that finds
-    // nothing unless the webhook was paused.
-    let mut resume = c.prepare_cached(
-        "UPDATE deliveries SET next_at = ?2 WHERE webhook_id = ?1 AND status = 'pending' \
-         AND next_at = ?3",
-    )?;
     let mut pending = c.prepare_cached(
         "SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE webhook_id = ?1 \
          AND status = 'pending' LIMIT ?2)",
     )?;
     let mut refilled = Vec::new();
     for (webhook_id, (count, last)) in per_webhook {
-        resume.execute(params![webhook_id, last.millis(), HELD])?;
         let held: bool = update
             .query_row(params![webhook_id, count, last.millis()], |r| r.get(0))
             .optional()?
@@ -452,17 +447,16 @@ mod tests {
         );
     }
 
-    fn due_of(c: &Connection, webhook: &str, now: i64) -> usize {
-        c.query_row(
-            "SELECT COUNT(*) FROM deliveries WHERE webhook_id = ?1 AND status = 'pending' AND next_at <= ?2",
-            params![webhook, now],
-            |r| r.get::<_, i64>(0),
-        )
-        .unwrap() as usize
+    /// Whether `webhook`'s queue reads as paused, and when its first delivery is due.
+    fn paused_and_first_due(c: &Connection, webhook: &str) -> (bool, i64) {
+        let page = load(c, webhook, 10, &[], Timestamp::from_millis(10).unwrap())
+            .unwrap()
+            .expect("live");
+        (page.paused, page.deliveries[0].due.millis())
     }
 
     #[test]
-    fn a_failure_holds_the_webhooks_other_deliveries_until_a_success_releases_them() {
+    fn a_failure_pauses_the_webhook_until_a_success_and_its_events_meanwhile_write_no_row() {
         let c = outbox(3);
         let probe = first_of(&c, "a");
         assert_eq!(probe.webhook_id, "a");
@@ -474,9 +468,8 @@ mod tests {
             Timestamp::from_millis(10).unwrap(),
         )
         .unwrap();
-        // Only the probe comes due (at its retry); the other two wait, and so does a new one.
-        assert_eq!(due_of(&c, "a", 10), 0);
-        assert_eq!(due_of(&c, "a", 1_000_000), 1);
+        // The queue reads paused, the probe due at its retry.
+        assert_eq!(paused_and_first_due(&c, "a"), (true, 50));
         let rows = |c: &Connection| -> i64 {
             c.query_row(
                 "SELECT COUNT(*) FROM deliveries WHERE webhook_id = 'a'",
@@ -508,9 +501,11 @@ mod tests {
             5,
             "a, a, a (probe and two held), the held event, b"
         );
-        assert_eq!(due_of(&c, "a", 1_000_000), 1, "queued while paused: held");
-        assert_eq!(due_of(&c, "b", 10), 1, "another webhook is not affected");
-        // The probe succeeds: everything held is due.
+        assert!(
+            !paused_and_first_due(&c, "b").0,
+            "another webhook is not affected"
+        );
+        // The probe succeeds: the pause ends, and the held event gets its row.
         let delivered = Finished {
             job: probe.clone(),
             end: AttemptEnd::Delivered,
@@ -518,7 +513,7 @@ mod tests {
         };
         finish(&c, &probe, &AttemptEnd::Delivered, delivered.at).unwrap();
         count_successes(&c, &[delivered]).unwrap();
-        assert_eq!(due_of(&c, "a", 60), 3);
+        assert!(!paused_and_first_due(&c, "a").0);
         assert_eq!(
             rows(&c),
             before + 1,
@@ -677,6 +672,7 @@ mod tests {
             Timestamp::from_millis(40).unwrap(),
         )
         .unwrap();
-        assert_eq!(due_of(&c, "a", 40), 1);
+        assert_eq!(rows_of_a(&c, "pending"), 1);
+        assert!(!paused_and_first_due(&c, "a").0);
     }
 }

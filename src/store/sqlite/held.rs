@@ -8,9 +8,6 @@ use crate::domain::Timestamp;
 use crate::store::{Backlog, DeliveryJob};
 use rusqlite::{Connection, params};
 
-/// `next_at` of the deliveries held while their webhook is paused (see [`pause`]): never due.
-pub(super) const HELD: i64 = crate::store::HELD.millis();
-
 /// Writes one delivery row, due at `now`; returns its `seq` and id.
 pub(super) fn insert(
     c: &Connection,
@@ -100,21 +97,16 @@ pub(super) fn write_held(
 }
 
 /// Pauses a webhook after `probe`'s attempt failed (a circuit breaker): `probe` is retried at
-/// `retry`, while the webhook's other pending deliveries not in flight are held (never due), and
-/// the events that follow write no row for it until a delivery succeeds (`held_after`: every
-/// event so far has its row). So an endpoint that is down is tried once per retry interval, and
-/// neither its backlog nor new events weigh on the outbox. A success releases them
-/// ([`super::deliveries::count_successes`]); a final failure skips them with the rest.
+/// `retry`; until a delivery succeeds, deliveries never tried may not go (the engine holds them),
+/// and the events that follow write no row for it (`held_after`: every event so far has its
+/// row). So an endpoint that is down is tried once per retry interval, and neither its backlog
+/// nor new events weigh on the outbox. A success resumes it
+/// ([`super::deliveries::count_successes`]); a final failure skips what it held with the rest.
 pub(super) fn pause(c: &Connection, probe: &DeliveryJob, retry: Timestamp) -> rusqlite::Result<()> {
     c.prepare_cached(
         "UPDATE webhooks SET paused_until = ?2, \
          held_after = COALESCE(held_after, (SELECT MAX(seq) FROM call_events)) WHERE id = ?1",
     )?
     .execute(params![probe.webhook_id, retry.millis()])?;
-    c.prepare_cached(
-        "UPDATE deliveries SET next_at = ?3 WHERE webhook_id = ?1 AND status = 'pending' \
-         AND lease_until IS NULL AND seq <> ?2 AND next_at < ?3",
-    )?
-    .execute(params![probe.webhook_id, probe.seq, HELD])?;
     Ok(())
 }
