@@ -96,9 +96,11 @@ async fn writes_that_fail_answer_503_change_nothing_and_service_resumes_when_the
 fn downgrade_to_version_1(db: &str) {
     let conn = rusqlite::Connection::open(db).expect("open the database");
     conn.execute_batch(
-        "DROP INDEX deliveries_queue; DROP INDEX calls_ended; DROP INDEX deliveries_event; \
+        "DROP INDEX deliveries_pending_by_call; DROP INDEX deliveries_skipped; \
+         CREATE INDEX deliveries_webhook ON deliveries (webhook_id, call_seq, seq); \
+         DROP INDEX deliveries_queue; DROP INDEX calls_ended; DROP INDEX deliveries_event; \
          CREATE INDEX deliveries_due ON deliveries (status, next_at); \
-         DROP INDEX deliveries_pending_by_webhook; ALTER TABLE webhooks DROP COLUMN paused_until; \
+         ALTER TABLE webhooks DROP COLUMN paused_until; \
          ALTER TABLE webhooks DROP COLUMN held_after; \
          ALTER TABLE deliveries DROP COLUMN replayed_after; PRAGMA user_version = 1;",
     )
@@ -128,7 +130,7 @@ async fn a_database_from_an_older_version_is_migrated_on_start_and_keeps_its_dat
 
     // Assert: migrated, the data is there, and the call goes on to be delivered.
     assert_eq!(schema_version(&server.db()), current);
-    assert_eq!(current, 5, "this test knows the migrations up to version 5");
+    assert_eq!(current, 6, "this test knows the migrations up to version 6");
     server
         .ingest_ok(&token, &report(ME.0, ME.1, "c1", "INBOUND", "ACTIVE"))
         .await;

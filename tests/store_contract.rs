@@ -9,8 +9,8 @@
 //! PostgreSQL is not reachable; a failure under `CI=true`). A test left out of the list is an
 //! unused function, which `clippy -D warnings` refuses. See `store_contract/harness.rs`.
 //!
-//! Behaviour that differs between backends on purpose (`release_leases`, which on SQLite frees
-//! every lease and on PostgreSQL none, since other nodes' leases are alive) is not tested here.
+//! Behaviour that differs between backends on purpose (which processes drive which queues) is
+//! not tested here but in `tests/pg_store.rs`.
 //!
 //! Run one backend: `cargo nextest run --test store_contract -E 'test(/^sqlite::/)'`.
 

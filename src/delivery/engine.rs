@@ -97,14 +97,6 @@ impl Engine {
             tracing::error!("the delivery engine runs only once");
             return;
         };
-        match self.store.release_leases().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                released = n,
-                "resuming deliveries left in flight by the previous run"
-            ),
-            Err(e) => tracing::warn!(error = %e, "could not release old leases"),
-        }
         let (ended_tx, mut ended) = mpsc::unbounded_channel();
         let mut turn = Turn::new(self.clone(), ended_tx);
         loop {

@@ -339,8 +339,6 @@ pub trait Store: Send + Sync + 'static {
         start: Vec<i64>,
         lease_until: Timestamp,
     ) -> Result<Advanced, StoreError>;
-    /// Releases the leases of deliveries that were in flight when a previous process stopped.
-    async fn release_leases(&self) -> Result<u64, StoreError>;
     /// Releases the leases of these deliveries (by `seq`), if still pending: this process gives
     /// them up (a shutdown deadline). Returns how many.
     async fn release_deliveries(&self, seqs: Vec<i64>) -> Result<u64, StoreError>;

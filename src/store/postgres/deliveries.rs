@@ -70,11 +70,14 @@ pub(super) async fn queue_events(
         .map(|e| (e.account_id.as_str(), e.user_id.as_str()))
         .collect();
     let (accounts, users): (Vec<&str>, Vec<&str>) = owners.iter().copied().unzip();
+    // Each owner's webhooks through the owner index (a lateral join, whatever the planner
+    // thinks of the table's size).
     let webhooks = sqlx::query(&format!(
         "SELECT w.account_id, w.user_id, w.id, w.failed, w.expire_at, \
          CASE WHEN w.driver = $3 THEN 0 WHEN {ALIVE} THEN 1 ELSE 2 END AS driver \
-         FROM webhooks w WHERE (w.account_id, w.user_id) IN \
-         (SELECT * FROM UNNEST($1::text[], $2::text[])) ORDER BY w.seq"
+         FROM UNNEST($1::text[], $2::text[]) AS k(a, u) CROSS JOIN LATERAL \
+         (SELECT * FROM webhooks x WHERE x.account_id = k.a AND x.user_id = k.u) w \
+         ORDER BY w.seq"
     ))
     .bind(&accounts)
     .bind(&users)
@@ -282,8 +285,9 @@ pub(super) async fn load(
 /// this node drives or may take over.
 pub(super) async fn find(pool: &PgPool, node: &str) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(&format!(
-        "{QUEUES_WITH_PENDING} SELECT w.id FROM q JOIN webhooks w ON w.id = q.webhook_id \
-         WHERE w.driver IS NULL OR w.driver = $1 OR NOT {ALIVE}"
+        "{QUEUES_WITH_PENDING} SELECT q.webhook_id FROM q WHERE EXISTS ( \
+           SELECT 1 FROM webhooks w WHERE w.id = q.webhook_id \
+           AND (w.driver IS NULL OR w.driver = $1 OR NOT {ALIVE}))"
     ))
     .bind(node)
     .fetch_all(pool)
@@ -303,30 +307,106 @@ pub(super) async fn advance(
     let started = if start.is_empty() {
         Vec::new()
     } else {
-        sqlx::query(
-            "UPDATE deliveries d SET attempt = d.attempt + 1, lease_until = $2 FROM webhooks w \
-             WHERE d.seq = ANY($1) AND d.status = 'pending' AND w.id = d.webhook_id \
-             AND w.driver = $3 RETURNING d.seq, d.attempt",
+        let rows = sqlx::query(
+            "UPDATE deliveries d SET attempt = d.attempt + 1, lease_until = $2 \
+             WHERE d.seq = ANY($1) AND d.status = 'pending' AND EXISTS ( \
+               SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id AND w.driver = $3) \
+             RETURNING d.seq, d.attempt",
         )
         .bind(start)
         .bind(lease_until.millis())
         .bind(node)
         .fetch_all(&mut *c)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(Started {
-                seq: r.try_get("seq")?,
-                attempt: count_u32(r, "attempt")?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()?
+        .await?;
+        started_of(&rows)?
     };
     Ok(Advanced {
         started,
         skipped,
         refilled,
     })
+}
+
+/// [`advance`] when every outcome is a success (nearly always): one statement, so one round trip
+/// and no transaction around it. `None` when it does not apply (a failure among the outcomes, or
+/// a delivery both finished and started).
+pub(super) async fn advance_successes(
+    pool: &PgPool,
+    node: &str,
+    finished: &[Finished],
+    start: &[i64],
+    lease_until: Timestamp,
+) -> Result<Option<Advanced>, sqlx::Error> {
+    if finished.iter().any(|f| f.end != AttemptEnd::Delivered)
+        || finished.iter().any(|f| start.contains(&f.job.seq))
+    {
+        return Ok(None);
+    }
+    let delivered: Vec<i64> = finished.iter().map(|f| f.job.seq).collect();
+    let stats = Successes::of(finished);
+    let started = sqlx::query(
+        "WITH done AS ( \
+           UPDATE deliveries SET status = 'delivered', lease_until = NULL WHERE seq = ANY($1)), \
+         counted AS ( \
+           UPDATE webhooks w SET total_attempts = w.total_attempts + u.n, \
+           total_successes = w.total_successes + u.n, paused_until = NULL, \
+           last_success = GREATEST(COALESCE(w.last_success, 0), u.last) \
+           FROM UNNEST($2::text[], $3::bigint[], $4::bigint[]) AS u(id, n, last) \
+           WHERE w.id = u.id AND w.id = ANY($2)) \
+         UPDATE deliveries d SET attempt = d.attempt + 1, lease_until = $6 \
+         WHERE d.seq = ANY($5) AND d.status = 'pending' AND EXISTS ( \
+           SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id AND w.driver = $7) \
+         RETURNING d.seq, d.attempt",
+    )
+    .bind(&delivered)
+    .bind(&stats.ids)
+    .bind(&stats.counts)
+    .bind(&stats.lasts)
+    .bind(start)
+    .bind(lease_until.millis())
+    .bind(node)
+    .fetch_all(pool)
+    .await?;
+    Ok(Some(Advanced {
+        started: started_of(&started)?,
+        skipped: 0,
+        refilled: Vec::new(),
+    }))
+}
+
+fn started_of(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<Started>, sqlx::Error> {
+    rows.iter()
+        .map(|r| {
+            Ok(Started {
+                seq: r.try_get("seq")?,
+                attempt: count_u32(r, "attempt")?,
+            })
+        })
+        .collect()
+}
+
+/// The successes of a batch of outcomes per webhook (in id order), as columns: how many, and
+/// the latest.
+struct Successes<'a> {
+    ids: Vec<&'a str>,
+    counts: Vec<i64>,
+    lasts: Vec<i64>,
+}
+
+impl<'a> Successes<'a> {
+    fn of(finished: &'a [Finished]) -> Successes<'a> {
+        let mut per_webhook: BTreeMap<&str, (i64, Timestamp)> = BTreeMap::new();
+        for f in finished.iter().filter(|f| f.end == AttemptEnd::Delivered) {
+            let entry = per_webhook.entry(&f.job.webhook_id).or_insert((0, f.at));
+            entry.0 += 1;
+            entry.1 = entry.1.max(f.at);
+        }
+        Successes {
+            ids: per_webhook.keys().copied().collect(),
+            counts: per_webhook.values().map(|(n, _)| *n).collect(),
+            lasts: per_webhook.values().map(|(_, at)| at.millis()).collect(),
+        }
+    }
 }
 
 /// Releases the leases of these deliveries, if still pending. Returns how many.
@@ -425,11 +505,14 @@ async fn finish_failed(
             .bind(&failure.message)
             .execute(&mut *c)
             .await?;
+            // Not those in flight: they end by themselves (a lease left by a crash has run out).
             skipped = sqlx::query(
                 "UPDATE deliveries SET status = 'skipped', lease_until = NULL \
-                 WHERE webhook_id = $1 AND status = 'pending' AND lease_until IS NULL",
+                 WHERE webhook_id = $1 AND status = 'pending' \
+                 AND (lease_until IS NULL OR lease_until <= $2)",
             )
             .bind(&job.webhook_id)
+            .bind(now.millis())
             .execute(&mut *c)
             .await?
             .rows_affected();
@@ -458,24 +541,17 @@ async fn pause(
 /// Adds the successes of a batch of outcomes to their webhooks' statistics, one statement for
 /// all of them; a paused webhook that answered is resumed.
 async fn count_successes(c: &mut PgConnection, finished: &[Finished]) -> Result<(), sqlx::Error> {
-    let mut per_webhook: BTreeMap<&str, (i64, Timestamp)> = BTreeMap::new();
-    for f in finished.iter().filter(|f| f.end == AttemptEnd::Delivered) {
-        let entry = per_webhook.entry(&f.job.webhook_id).or_insert((0, f.at));
-        entry.0 += 1;
-        entry.1 = entry.1.max(f.at);
-    }
-    let ids: Vec<&str> = per_webhook.keys().copied().collect();
-    let counts: Vec<i64> = per_webhook.values().map(|(n, _)| *n).collect();
-    let lasts: Vec<i64> = per_webhook.values().map(|(_, at)| at.millis()).collect();
+    let stats = Successes::of(finished);
     sqlx::query(
         "UPDATE webhooks w SET total_attempts = w.total_attempts + u.n, \
          total_successes = w.total_successes + u.n, paused_until = NULL, \
          last_success = GREATEST(COALESCE(w.last_success, 0), u.last) \
-         FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS u(id, n, last) WHERE w.id = u.id",
+         FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS u(id, n, last) \
+         WHERE w.id = u.id AND w.id = ANY($1)",
     )
-    .bind(&ids)
-    .bind(&counts)
-    .bind(&lasts)
+    .bind(&stats.ids)
+    .bind(&stats.counts)
+    .bind(&stats.lasts)
     .execute(&mut *c)
     .await?;
     Ok(())
@@ -495,8 +571,9 @@ pub(super) async fn skip_undeliverable(
     .execute(&mut *c)
     .await?;
     let n = sqlx::query(
-        "UPDATE deliveries SET status = 'skipped' WHERE status = 'pending' AND lease_until IS NULL \
-         AND webhook_id IN (SELECT id FROM webhooks WHERE failed OR expire_at <= $1)",
+        "UPDATE deliveries SET status = 'skipped' WHERE status = 'pending' \
+         AND (lease_until IS NULL OR lease_until <= $1) \
+         AND webhook_id = ANY(ARRAY(SELECT id FROM webhooks WHERE failed OR expire_at <= $1))",
     )
     .bind(now.millis())
     .execute(&mut *c)
@@ -530,9 +607,10 @@ pub(super) async fn replay(
         Some(false) => Ok(Replay::NotLive),
         Some(true) => {
             let n = sqlx::query(
-                "UPDATE deliveries SET status = 'pending', replayed_after = attempt, next_at = $2, \
-                 lease_until = NULL WHERE webhook_id = $1 AND status = 'skipped' \
-                 AND event_seq IN (SELECT seq FROM call_events WHERE at >= $3)",
+                "UPDATE deliveries d SET status = 'pending', replayed_after = d.attempt, \
+                 next_at = $2, lease_until = NULL \
+                 WHERE d.webhook_id = $1 AND d.status = 'skipped' \
+                 AND (SELECT e.at FROM call_events e WHERE e.seq = d.event_seq) >= $3",
             )
             .bind(webhook_id)
             .bind(now.millis())

@@ -77,8 +77,6 @@ pub(super) async fn keep_driving(
 }
 
 /// Of `webhooks`, takes over those nobody alive drives and returns every one `node` drives now.
-/// A webhook taken from a dead node has the leases that node left on its deliveries cleared:
-/// they were in flight when it died, and will be sent again.
 pub(super) async fn drive(
     c: &mut PgConnection,
     node: &str,
@@ -110,13 +108,6 @@ pub(super) async fn drive(
             .bind(node)
             .execute(&mut *c)
             .await?;
-        sqlx::query(
-            "UPDATE deliveries SET lease_until = NULL WHERE webhook_id = ANY($1) \
-             AND status = 'pending' AND lease_until IS NOT NULL",
-        )
-        .bind(&taken)
-        .execute(&mut *c)
-        .await?;
         driven.extend(taken);
     }
     Ok(driven)

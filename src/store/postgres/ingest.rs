@@ -274,9 +274,17 @@ async fn lock_calls(
     let keys: BTreeSet<Key> = reports.iter().map(|(r, _)| key_of(r)).collect();
     let (accounts, externals): (Vec<&str>, Vec<&str>) =
         keys.iter().map(|(a, e)| (a.as_str(), e.as_str())).unzip();
+    // Each call found through the unique index, whatever the planner thinks of the table's
+    // size (a young table has no statistics, and a join here became a scan of every call).
     let rows = sqlx::query(&format!(
-        "SELECT {CALL_COLUMNS} FROM calls WHERE (account_id, external_id) IN \
-         (SELECT * FROM UNNEST($1::text[], $2::text[])) ORDER BY seq FOR UPDATE"
+        "SELECT {} FROM UNNEST($1::text[], $2::text[]) AS k(a, e) \
+         JOIN calls c ON c.account_id = k.a AND c.external_id = k.e \
+         ORDER BY c.seq FOR UPDATE OF c",
+        CALL_COLUMNS
+            .split(", ")
+            .map(|col| format!("c.{}", col.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
     ))
     .bind(&accounts)
     .bind(&externals)
@@ -347,7 +355,7 @@ async fn write_calls(
              end_time = u.end_time, duration = u.duration, updated_at = u.updated_at \
              FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], \
              $6::bigint[]) AS u(seq, state, answer_time, end_time, duration, updated_at) \
-             WHERE c.seq = u.seq",
+             WHERE c.seq = u.seq AND c.seq = ANY($1)",
         )
         .bind(&seqs)
         .bind(&cols.state)

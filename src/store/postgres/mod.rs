@@ -5,8 +5,7 @@
 //!
 //! Behaves as the SQLite backend does, method by method, except where several processes sharing
 //! the store call for something else: each webhook's queue is driven by one node at a time
-//! ([`drivers`]), [`Store::release_leases`] releases nothing (another node's leases are alive),
-//! the background jobs run on one node at a time, and the circuit breaker writes held rows (see
+//! ([`drivers`]), the background jobs run on one node at a time, and the circuit breaker writes held rows (see
 //! [`deliveries`]).
 //!
 //! May depend on: `domain`, the `store` trait and types.
@@ -96,12 +95,7 @@ async fn connect_and_migrate(url: &str) -> Result<(PgConnectOptions, String, i64
         url: shown.clone(),
         source,
     };
-    // Custom plans always: the claim's best plan depends on its parameters (how many rows are
-    // due now); a cached generic plan for it joined every stored event on each claim, so
-    // deliveries slowed down as the database grew.
-    let options = PgConnectOptions::from_str(url)
-        .map_err(cannot_connect)?
-        .options([("plan_cache_mode", "force_custom_plan")]);
+    let options = PgConnectOptions::from_str(url).map_err(cannot_connect)?;
     let mut conn = sqlx::PgConnection::connect_with(&options)
         .await
         .map_err(cannot_connect)?;
@@ -358,13 +352,6 @@ impl Store for PgStore {
         .map_err(classify)
     }
 
-    /// Releases nothing: the leases in a shared database belong to other nodes that are alive,
-    /// as far as this one can tell. A dead node's leases run out by themselves and its
-    /// deliveries are then claimed by whichever node comes first.
-    async fn release_leases(&self) -> Result<u64, StoreError> {
-        Ok(0)
-    }
-
     async fn release_deliveries(&self, seqs: Vec<i64>) -> Result<u64, StoreError> {
         transaction!(self.pool, |c| deliveries::release(c, &seqs).await?)
     }
@@ -421,6 +408,16 @@ impl Store for PgStore {
         start: Vec<i64>,
         lease_until: Timestamp,
     ) -> Result<Advanced, StoreError> {
+        let quick = deliveries::advance_successes(
+            &self.bookkeeping,
+            &self.node,
+            &finished,
+            &start,
+            lease_until,
+        );
+        if let Some(advanced) = quick.await.map_err(classify)? {
+            return Ok(advanced);
+        }
         transaction!(self.bookkeeping, |c| deliveries::advance(
             c,
             &self.node,

@@ -2,7 +2,7 @@
 //! many have been applied; each runs in its own transaction under a cluster-wide advisory lock,
 //! so nodes starting at once migrate once. A database from a newer callhook is refused.
 //!
-//! The tables and columns are those of the SQLite schema at its version 5
+//! The tables and columns are those of the SQLite schema at its version 6
 //! (`store::sqlite::schema`), with PostgreSQL types: identity columns for `seq`, BIGINT epoch
 //! milliseconds for timestamps (the same `Timestamp::millis()` values), BOOLEAN flags, BYTEA for
 //! the token hash; and what only several nodes need: which node drives each webhook's queue
@@ -148,6 +148,16 @@ CREATE TABLE callhook_nodes (
     id           TEXT PRIMARY KEY,
     alive_until  BIGINT NOT NULL
 );
+"#,
+    // Fewer indexes for every delivery to write: the skipped deliveries of a webhook (for a
+    // replay) in place of an index of every delivery, and none by time any more (a pause no
+    // longer rewrites them). Room in each page for a delivery's next version, so that starting
+    // an attempt (which changes no indexed column) is a heap-only update.
+    r#"
+DROP INDEX deliveries_pending_by_webhook;
+DROP INDEX deliveries_webhook;
+CREATE INDEX deliveries_skipped ON deliveries (webhook_id) WHERE status = 'skipped';
+ALTER TABLE deliveries SET (fillfactor = 70);
 "#,
 ];
 

@@ -140,8 +140,8 @@ pub(super) async fn renew(
 /// leads housekeeping calls it: see `cluster::Leadership`.)
 pub(super) async fn purge(c: &mut PgConnection, now: Timestamp) -> Result<u64, sqlx::Error> {
     sqlx::query(
-        "DELETE FROM deliveries WHERE status = 'pending' AND webhook_id IN \
-         (SELECT id FROM webhooks WHERE purge_at <= $1)",
+        "DELETE FROM deliveries WHERE status = 'pending' AND webhook_id = ANY(ARRAY( \
+         SELECT id FROM webhooks WHERE purge_at <= $1))",
     )
     .bind(now.millis())
     .execute(&mut *c)

@@ -237,12 +237,14 @@ pub(super) fn finish(
             ])?;
             // Written as skipped, so that a replay after a renewal finds them.
             skipped = write_held(c, &job.webhook_id, "skipped", now, None)?;
+            // Not those in flight: they end by themselves (a lease left by a crash has run out).
             skipped += c
                 .prepare_cached(
                     "UPDATE deliveries SET status = 'skipped', lease_until = NULL \
-                     WHERE webhook_id = ?1 AND status = 'pending' AND lease_until IS NULL",
+                     WHERE webhook_id = ?1 AND status = 'pending' \
+                     AND (lease_until IS NULL OR lease_until <= ?2)",
                 )?
-                .execute([&job.webhook_id])? as u64;
+                .execute(params![job.webhook_id, now.millis()])? as u64;
         }
     }
     Ok(skipped)
@@ -308,7 +310,8 @@ pub(super) fn skip_undeliverable(c: &Connection, now: Timestamp) -> rusqlite::Re
             .execute([webhook_id])?;
     }
     n += c.execute(
-        "UPDATE deliveries SET status = 'skipped' WHERE status = 'pending' AND lease_until IS NULL \
+        "UPDATE deliveries SET status = 'skipped' WHERE status = 'pending' \
+         AND (lease_until IS NULL OR lease_until <= ?1) \
          AND webhook_id IN (SELECT id FROM webhooks WHERE failed = 1 OR expire_at <= ?1)",
         [now.millis()],
     )? as u64;
@@ -338,7 +341,7 @@ pub(super) fn replay(
             let n = c.execute(
                 "UPDATE deliveries SET status = 'pending', replayed_after = attempt, next_at = ?2, lease_until = NULL \
                  WHERE webhook_id = ?1 AND status = 'skipped' \
-                 AND event_seq IN (SELECT seq FROM call_events WHERE at >= ?3)",
+                 AND (SELECT at FROM call_events e WHERE e.seq = event_seq) >= ?3",
                 params![webhook_id, now.millis(), since.map_or(i64::MIN, Timestamp::millis)],
             )?;
             Ok(Replay::Queued(n as u64))

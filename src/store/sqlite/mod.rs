@@ -509,19 +509,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    /// One SQLite file serves one process, so every lease left in it belongs to a process that
-    /// is gone.
-    async fn release_leases(&self) -> Result<u64, StoreError> {
-        self.write_lazy(|c| {
-            c.execute(
-                "UPDATE deliveries SET lease_until = NULL WHERE status = 'pending' AND lease_until IS NOT NULL",
-                [],
-            )
-            .map(|n| n as u64)
-        })
-        .await
-    }
-
     async fn release_deliveries(&self, seqs: Vec<i64>) -> Result<u64, StoreError> {
         self.write_lazy(move |c| deliveries::release(c, &seqs))
             .await

@@ -139,6 +139,16 @@ CREATE INDEX calls_ended ON calls (updated_at)
     WHERE state IN ('ANSWERED', 'CANCELLED', 'REJECTED', 'MISSED');
 CREATE INDEX deliveries_event ON deliveries (event_seq);
 "#,
+    // Fewer indexes for every delivery to write: the pending deliveries of a (webhook, call), for
+    // the one before a new delivery, and the skipped ones of a webhook, for a replay, in place of
+    // an index of every delivery; and none by time any more (a pause no longer rewrites them).
+    r#"
+DROP INDEX deliveries_pending_by_webhook;
+DROP INDEX deliveries_webhook;
+CREATE INDEX deliveries_pending_by_call ON deliveries (webhook_id, call_seq, seq)
+    WHERE status = 'pending';
+CREATE INDEX deliveries_skipped ON deliveries (webhook_id) WHERE status = 'skipped';
+"#,
 ];
 
 /// The schema version this build writes.
