@@ -134,7 +134,14 @@ impl Lane {
     /// earlier lane of the same webhook), which must not go again before it ends.
     pub fn loaded(&mut self, page: QueuePage, flying: &HashSet<i64>, now: Timestamp) {
         self.target = Some(page.target);
-        self.paused |= page.paused;
+        // The store's word on the pause is the latest (every outcome this lane applied is
+        // written by now): a pause it knows and the lane did not holds what was never tried; a
+        // pause it ended (a renewal after the webhook expired) releases what was held.
+        if page.paused && !self.paused {
+            self.hold_untried();
+        } else if !page.paused {
+            self.resume(now);
+        }
         self.more = !page.complete;
         self.stale = false;
         for delivery in page.deliveries {
@@ -384,7 +391,29 @@ impl Lane {
             .filter(|(seq, r)| **seq != probe && !r.in_flight && r.delivery.due < HELD)
             .map(|(seq, _)| *seq)
             .collect();
-        for seq in held {
+        self.hold(held);
+        self.unplace(probe);
+    }
+
+    /// A pause found in the store: every delivery never tried (since its last replay) is held.
+    fn hold_untried(&mut self) {
+        self.paused = true;
+        let held: Vec<i64> = self
+            .rows
+            .iter()
+            .filter(|(_, r)| {
+                !r.in_flight
+                    && r.delivery.due < HELD
+                    && r.delivery.attempts <= r.delivery.replayed_after
+            })
+            .map(|(seq, _)| *seq)
+            .collect();
+        self.hold(held);
+    }
+
+    /// Gives these deliveries [`HELD`], moving the chain heads among them out of `ready`.
+    fn hold(&mut self, seqs: Vec<i64>) {
+        for seq in seqs {
             let placed = self.rows.get(&seq).map(|r| r.placed);
             if let Some(row) = self.rows.get_mut(&seq) {
                 row.delivery.due = HELD;
@@ -395,7 +424,6 @@ impl Lane {
                 self.set_placed(seq, Placed::Timed(HELD));
             }
         }
-        self.unplace(probe);
     }
 
     /// The end of a pause, after a success: what was held is due now.

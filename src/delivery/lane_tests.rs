@@ -293,3 +293,42 @@ fn a_delivery_that_arrives_while_the_webhook_is_paused_is_held_whatever_its_time
     deliver(&mut lane, &[1], 51);
     assert_eq!(lane.take(at(51), 4), [2], "released by the success");
 }
+
+#[test]
+fn a_page_carries_the_stores_pause_into_the_lane_and_out_of_it() {
+    // A lane of a webhook paused before this process knew of it (a restart, a node taking over).
+    let mut lane = Lane::new(4);
+    let mut probe = queued(1, 1, 50);
+    probe.attempts = 1;
+    lane.loaded(
+        QueuePage {
+            target: target(),
+            paused: true,
+            deliveries: vec![probe, queued(2, 2, 0)],
+            complete: true,
+        },
+        &HashSet::new(),
+        at(10),
+    );
+    assert_eq!(
+        lane.take(at(10), 4),
+        Vec::<i64>::new(),
+        "the never-tried one is held"
+    );
+    assert_eq!(lane.next_due(), Some(at(50)), "the probe goes at its time");
+    // The store ended the pause (the webhook expired and was renewed): what was held goes.
+    lane.read_again();
+    lane.loaded(
+        QueuePage {
+            target: target(),
+            paused: false,
+            deliveries: vec![],
+            complete: true,
+        },
+        &HashSet::new(),
+        at(20),
+    );
+    let mut sent = lane.take(at(20), 4);
+    sent.sort();
+    assert_eq!(sent, [2], "released; the window is one");
+}
