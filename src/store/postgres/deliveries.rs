@@ -1,4 +1,4 @@
-//! The outbox in PostgreSQL: queuing deliveries with a call event, reading a webhook's queue,
+//! The outbox in PostgreSQL: reading a webhook's queue,
 //! starting attempts and recording how they ended with the webhook statistics, skipping and
 //! replaying. Every function runs inside the caller's transaction, which several nodes run at
 //! once; each webhook's queue is driven by one node at a time ([`super::drivers`]).
@@ -11,212 +11,17 @@
 //! it is read, as an event with a lower seq may still commit, and events would be lost.
 //! `webhooks.held_after` exists but stays NULL.)
 
-use super::drivers::{ALIVE, Driver};
+use super::drivers::ALIVE;
 use super::rows::{self, count_u32};
 use crate::domain::Timestamp;
 use crate::store::sql::QUEUES_WITH_PENDING;
 use crate::store::{
-    Advanced, AttemptEnd, Backlog, DeliveryJob, Finished, Fresh, QueuePage, Queued, Replay,
-    Started, Target,
+    Advanced, AttemptEnd, Backlog, DeliveryJob, Finished, QueuePage, Queued, Replay, Started,
+    Target,
 };
 use sqlx::{PgConnection, PgPool, Row};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// What queuing an event's deliveries did.
-#[derive(Debug, Default)]
-pub(super) struct QueuedRows {
-    /// Deliveries pending (held ones included) and skipped.
-    pub pending: usize,
-    pub skipped: usize,
-    /// The pending rows of webhooks this node drives, or that nobody drives: for this node's
-    /// engine, after the commit.
-    pub fresh: Vec<Fresh>,
-    /// Webhooks another node drives, or nobody: to be told after the commit.
-    pub announce: Vec<String>,
-}
-
-/// An event just written, whose deliveries are to be queued.
-#[derive(Debug)]
-pub(super) struct NewEvent {
-    pub account_id: String,
-    pub user_id: String,
-    pub call_seq: i64,
-    pub event_seq: i64,
-    pub body: Arc<str>,
-    /// When its report was taken: webhooks expired by then skip it.
-    pub now: Timestamp,
-}
-
-/// Queues one delivery of each event per webhook of its call's user: `pending` for live webhooks
-/// (held by the engine while the webhook is paused after a failure), `skipped` for failed or
-/// expired ones, all in one statement. Each pending row comes back with the latest earlier
-/// pending delivery of its webhook and call (the calls' rows are locked, so that is exact), and
-/// with who drives its queue. Returns, per event, what was queued.
-///
-/// Webhook rows are read, not locked: locking them would make every event wait for every outcome
-/// recorded for its webhooks.
-pub(super) async fn queue_events(
-    c: &mut PgConnection,
-    node: &str,
-    events: &[NewEvent],
-) -> Result<Vec<QueuedRows>, sqlx::Error> {
-    let mut queued: Vec<QueuedRows> = events.iter().map(|_| QueuedRows::default()).collect();
-    if events.is_empty() {
-        return Ok(queued);
-    }
-    let owners: BTreeSet<(&str, &str)> = events
-        .iter()
-        .map(|e| (e.account_id.as_str(), e.user_id.as_str()))
-        .collect();
-    let (accounts, users): (Vec<&str>, Vec<&str>) = owners.iter().copied().unzip();
-    // Each owner's webhooks through the owner index (a lateral join, whatever the planner
-    // thinks of the table's size).
-    let webhooks = sqlx::query(&format!(
-        "SELECT w.account_id, w.user_id, w.id, w.failed, w.expire_at, \
-         CASE WHEN w.driver = $3 THEN 0 WHEN {ALIVE} THEN 1 ELSE 2 END AS driver \
-         FROM UNNEST($1::text[], $2::text[]) AS k(a, u) CROSS JOIN LATERAL \
-         (SELECT * FROM webhooks x WHERE x.account_id = k.a AND x.user_id = k.u) w \
-         ORDER BY w.seq"
-    ))
-    .bind(&accounts)
-    .bind(&users)
-    .bind(node)
-    .fetch_all(&mut *c)
-    .await?;
-    let mut by_owner: BTreeMap<(String, String), Vec<Hook>> = BTreeMap::new();
-    for w in &webhooks {
-        let owner = (w.try_get("account_id")?, w.try_get("user_id")?);
-        by_owner.entry(owner).or_default().push(Hook {
-            id: w.try_get("id")?,
-            failed: w.try_get("failed")?,
-            expire_at: w.try_get("expire_at")?,
-            driver: Driver::from_code(w.try_get("driver")?),
-        });
-    }
-    let mut rows = Rows::default();
-    let mut drivers: BTreeMap<&str, Driver> = BTreeMap::new();
-    for (index, event) in events.iter().enumerate() {
-        let owner = (event.account_id.clone(), event.user_id.clone());
-        for hook in by_owner.get(&owner).map(Vec::as_slice).unwrap_or_default() {
-            let live = !hook.failed && hook.expire_at > event.now.millis();
-            if live {
-                queued[index].pending += 1;
-                drivers.insert(&hook.id, hook.driver);
-            } else {
-                queued[index].skipped += 1;
-            }
-            rows.push(event, &hook.id, live);
-        }
-    }
-    if rows.id.is_empty() {
-        return Ok(queued);
-    }
-    let mut inserted = sqlx::query(
-        "INSERT INTO deliveries (id, webhook_id, event_seq, call_seq, status, attempt, next_at, created_at) \
-         SELECT r.id, r.webhook_id, r.event_seq, r.call_seq, r.status, 0, r.next_at, r.created_at \
-         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], \
-         $7::bigint[]) WITH ORDINALITY \
-         AS r(id, webhook_id, event_seq, call_seq, status, next_at, created_at, n) ORDER BY r.n \
-         RETURNING seq, id, webhook_id, event_seq, call_seq, status, next_at, \
-           (SELECT MAX(p.seq) FROM deliveries p WHERE p.webhook_id = deliveries.webhook_id \
-            AND p.call_seq = deliveries.call_seq AND p.status = 'pending' \
-            AND p.seq < deliveries.seq) AS after",
-    )
-    .bind(&rows.id)
-    .bind(&rows.webhook_id)
-    .bind(&rows.event_seq)
-    .bind(&rows.call_seq)
-    .bind(&rows.status)
-    .bind(&rows.next_at)
-    .bind(&rows.created_at)
-    .fetch_all(&mut *c)
-    .await?;
-    inserted.sort_by_key(|r| r.try_get::<i64, _>("seq").unwrap_or_default());
-    let index_of: BTreeMap<i64, usize> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.event_seq, i))
-        .collect();
-    // The statement does not see its own rows: an earlier event of the same call in this batch
-    // is the one before.
-    let mut last_in_batch: BTreeMap<(String, i64), i64> = BTreeMap::new();
-    for r in &inserted {
-        if r.try_get::<&str, _>("status")? != "pending" {
-            continue;
-        }
-        let seq: i64 = r.try_get("seq")?;
-        let webhook_id: String = r.try_get("webhook_id")?;
-        let call_seq: i64 = r.try_get("call_seq")?;
-        let event_seq: i64 = r.try_get("event_seq")?;
-        let Some(&index) = index_of.get(&event_seq) else {
-            continue;
-        };
-        let key = (webhook_id.clone(), call_seq);
-        let after = match last_in_batch.insert(key, seq) {
-            Some(previous) => Some(previous),
-            None => r.try_get("after")?,
-        };
-        let driver = drivers
-            .get(webhook_id.as_str())
-            .copied()
-            .unwrap_or(Driver::Nobody);
-        let target = &mut queued[index];
-        if driver != Driver::Me {
-            target.announce.push(webhook_id.clone());
-        }
-        if driver == Driver::Other {
-            continue;
-        }
-        target.fresh.push(Fresh {
-            webhook_id,
-            delivery: Queued {
-                seq,
-                id: r.try_get("id")?,
-                call_seq,
-                attempts: 0,
-                replayed_after: 0,
-                due: rows::ts(r, "next_at")?,
-                event: events[index].body.clone(),
-            },
-            after,
-        });
-    }
-    Ok(queued)
-}
-
-/// A webhook of an event's user, as queuing reads it.
-struct Hook {
-    id: String,
-    failed: bool,
-    expire_at: i64,
-    driver: Driver,
-}
-
-/// The delivery rows to insert, as columns.
-#[derive(Default)]
-struct Rows {
-    id: Vec<String>,
-    webhook_id: Vec<String>,
-    event_seq: Vec<i64>,
-    call_seq: Vec<i64>,
-    status: Vec<&'static str>,
-    next_at: Vec<i64>,
-    created_at: Vec<i64>,
-}
-
-impl Rows {
-    fn push(&mut self, event: &NewEvent, webhook_id: &str, live: bool) {
-        // Time-ordered ids keep the unique index append-only.
-        self.id.push(uuid::Uuid::now_v7().to_string());
-        self.webhook_id.push(webhook_id.to_string());
-        self.event_seq.push(event.event_seq);
-        self.call_seq.push(event.call_seq);
-        self.status.push(if live { "pending" } else { "skipped" });
-        self.next_at.push(event.now.millis());
-        self.created_at.push(event.now.millis());
-    }
-}
 
 /// The first `limit` pending deliveries of a webhook, in order, leaving out those in `skip`
 /// (already known to the caller); `None` when it is gone, failed or expired.
@@ -307,12 +112,10 @@ pub(super) async fn advance(
     let started = if start.is_empty() {
         Vec::new()
     } else {
-        let rows = sqlx::query(
-            "UPDATE deliveries d SET attempt = d.attempt + 1, lease_until = $2 \
-             WHERE d.seq = ANY($1) AND d.status = 'pending' AND EXISTS ( \
-               SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id AND w.driver = $3) \
-             RETURNING d.seq, d.attempt",
-        )
+        let rows = sqlx::query(&format!(
+            "UPDATE deliveries d SET attempt = d.attempt + 1, lease_until = $2 {}",
+            startable("$1", "$3")
+        ))
         .bind(start)
         .bind(lease_until.millis())
         .bind(node)
@@ -344,7 +147,7 @@ pub(super) async fn advance_successes(
     }
     let delivered: Vec<i64> = finished.iter().map(|f| f.job.seq).collect();
     let stats = Successes::of(finished);
-    let started = sqlx::query(
+    let started = sqlx::query(&format!(
         "WITH done AS ( \
            UPDATE deliveries SET status = 'delivered', lease_until = NULL WHERE seq = ANY($1)), \
          counted AS ( \
@@ -353,11 +156,9 @@ pub(super) async fn advance_successes(
            last_success = GREATEST(COALESCE(w.last_success, 0), u.last) \
            FROM UNNEST($2::text[], $3::bigint[], $4::bigint[]) AS u(id, n, last) \
            WHERE w.id = u.id AND w.id = ANY($2)) \
-         UPDATE deliveries d SET attempt = d.attempt + 1, lease_until = $6 \
-         WHERE d.seq = ANY($5) AND d.status = 'pending' AND EXISTS ( \
-           SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id AND w.driver = $7) \
-         RETURNING d.seq, d.attempt",
-    )
+         UPDATE deliveries d SET attempt = d.attempt + 1, lease_until = $6 {}",
+        startable("$5", "$7")
+    ))
     .bind(&delivered)
     .bind(&stats.ids)
     .bind(&stats.counts)
@@ -407,6 +208,19 @@ impl<'a> Successes<'a> {
             lasts: per_webhook.values().map(|(_, at)| at.millis()).collect(),
         }
     }
+}
+
+/// The rest of the statement that starts attempts of the deliveries `seqs` (a parameter: their
+/// `seq`s) that are still pending and whose webhook node `node` (a parameter) drives, returning
+/// their `seq` and attempt. Each delivery is found through the primary key, whatever the planner
+/// thinks of the table (a join with the webhook became a read of every pending delivery of it).
+fn startable(seqs: &str, node: &str) -> String {
+    format!(
+        "WHERE d.seq = ANY(ARRAY( \
+           SELECT p.seq FROM deliveries p WHERE p.seq = ANY({seqs}) AND p.status = 'pending' \
+           AND (SELECT w.driver FROM webhooks w WHERE w.id = p.webhook_id) = {node})) \
+         AND d.status = 'pending' RETURNING d.seq, d.attempt"
+    )
 }
 
 /// Releases the leases of these deliveries, if still pending. Returns how many.

@@ -14,8 +14,8 @@
 //! next one, which finds it. A batch that fails for another reason is applied again one report at
 //! a time, so that one bad report fails alone.
 
-use super::deliveries::{self, NewEvent, QueuedRows};
 use super::errors::{self, classify};
+use super::queueing::{self, Hooks, NewEvent, QueuedRows};
 use super::rows::{self, CALL_COLUMNS};
 use crate::domain::Timestamp;
 use crate::domain::call::{self, Applied, Call, TransitionError};
@@ -30,7 +30,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 /// Reports applied in one transaction at most.
 const MAX_BATCH: usize = 128;
 /// Transactions a node's writer runs at once.
-const WORKERS: usize = 4;
+const WORKERS: usize = 2;
 /// Times a batch runs again after a serialization failure or a deadlock.
 const RETRIES: u32 = 3;
 
@@ -142,11 +142,23 @@ async fn run(
     node: &str,
     reports: &[(CallReport, Timestamp)],
 ) -> Result<Vec<Option<Reply>>, sqlx::Error> {
+    let owners: BTreeSet<(String, String)> = reports
+        .iter()
+        .map(|(r, _)| (r.account_id.clone(), r.user_id.clone()))
+        .collect();
     let mut retries = 0;
     loop {
         let attempt = async {
-            let mut tx = pool.begin().await?;
-            let results = apply_batch(&mut tx, node, reports).await?;
+            // The webhooks are read on another connection while the transaction starts and
+            // locks the calls: two round trips at once.
+            let locked = async {
+                let mut tx = pool.begin().await?;
+                let slots = lock_calls(&mut tx, reports).await?;
+                Ok::<_, sqlx::Error>((tx, slots))
+            };
+            let (hooks, locked) = tokio::join!(queueing::webhooks_of(pool, node, &owners), locked);
+            let (hooks, (mut tx, slots)) = (hooks?, locked?);
+            let results = apply_batch(&mut tx, &hooks, slots, reports).await?;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(results)
         }
@@ -180,14 +192,15 @@ enum Step {
     Changed(usize),
 }
 
-/// Applies `reports` in order inside the caller's transaction. `None` for a report whose call
+/// Applies `reports` in order inside the caller's transaction, the calls they name locked and
+/// read (`slots`), the webhooks of their users read (`hooks`). `None` for a report whose call
 /// another transaction created meanwhile: it must be applied again.
 async fn apply_batch(
     c: &mut PgConnection,
-    node: &str,
+    hooks: &Hooks,
+    mut slots: BTreeMap<Key, Slot>,
     reports: &[(CallReport, Timestamp)],
 ) -> Result<Vec<Option<Reply>>, sqlx::Error> {
-    let mut slots = lock_calls(c, reports).await?;
     let mut changes: Vec<(Key, Call, Timestamp)> = Vec::new();
     let mut steps = Vec::with_capacity(reports.len());
     for (report, now) in reports {
@@ -214,26 +227,25 @@ async fn apply_batch(
     let kept: Vec<usize> = (0..changes.len())
         .filter(|i| !conflicted.contains(&changes[*i].0))
         .collect();
-    let event_seqs = insert_events(c, &slots, &changes, &kept).await?;
-    let events: Vec<NewEvent> = kept
-        .iter()
-        .zip(&event_seqs)
-        .map(|(i, (event_seq, body))| {
-            let (key, call, now) = &changes[*i];
-            NewEvent {
-                account_id: call.account_id.clone(),
-                user_id: call.user_id.clone(),
-                call_seq: slots[key].seq.unwrap_or_default(),
-                event_seq: *event_seq,
-                body: body.clone(),
-                now: *now,
-            }
-        })
-        .collect();
+    let mut events = Vec::with_capacity(kept.len());
+    for i in &kept {
+        let (key, call, now) = &changes[*i];
+        let body = serde_json::to_string(&CallEvent::from(call))
+            .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        events.push(NewEvent {
+            account_id: call.account_id.clone(),
+            user_id: call.user_id.clone(),
+            call_seq: slots[key].seq.unwrap_or_default(),
+            state: call.state.as_str(),
+            at: call.updated_at.millis(),
+            body: body.into(),
+            now: *now,
+        });
+    }
     let mut queued: BTreeMap<usize, QueuedRows> = kept
         .iter()
         .copied()
-        .zip(deliveries::queue_events(c, node, &events).await?)
+        .zip(queueing::write_events(c, hooks, &events).await?)
         .collect();
     Ok(reports
         .iter()
@@ -303,112 +315,53 @@ async fn lock_calls(
     Ok(slots)
 }
 
-/// Writes the calls the batch changed, as they end up: new ones inserted (in key order, so that
-/// two transactions creating the same calls wait for each other rather than deadlock), the others
-/// updated. Returns the new calls another transaction created first.
+/// Writes the calls the batch changed, as they end up, in one statement: new ones inserted (in
+/// key order, so that two transactions creating the same calls wait for each other rather than
+/// deadlock), the ones this transaction locked updated. Returns the new calls another
+/// transaction created first (neither inserted nor updated here).
 async fn write_calls(
     c: &mut PgConnection,
     slots: &mut BTreeMap<Key, Slot>,
 ) -> Result<BTreeSet<Key>, sqlx::Error> {
-    let new: Vec<&Call> = slots
+    let changed: Vec<(Option<i64>, &Call)> = slots
         .values()
-        .filter(|s| s.changed && s.seq.is_none())
-        .filter_map(|s| s.call.as_ref())
+        .filter(|s| s.changed)
+        .filter_map(|s| Some((s.seq, s.call.as_ref()?)))
         .collect();
-    let mut conflicted: BTreeSet<Key> = new
+    if changed.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let locked: Vec<i64> = changed.iter().filter_map(|(seq, _)| *seq).collect();
+    let calls: Vec<&Call> = changed.iter().map(|(_, call)| *call).collect();
+    let mut conflicted: BTreeSet<Key> = calls
         .iter()
         .map(|k| (k.account_id.clone(), k.external_id.clone()))
         .collect();
-    if !new.is_empty() {
-        let created = Columns::of(&new)
-            .bind(sqlx::query(
-                "INSERT INTO calls (id, external_id, account_id, user_id, direction, phone_number, \
-                 caller_id, internal, ucp_type, state, start_time, answer_time, end_time, duration, \
-                 updated_at) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-                 $6::text[], $7::text[], $8::bool[], $9::text[], $10::text[], $11::bigint[], \
-                 $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[]) \
-                 ON CONFLICT (account_id, external_id) DO NOTHING \
-                 RETURNING account_id, external_id, seq",
-            ))
-            .fetch_all(&mut *c)
-            .await?;
-        for row in &created {
-            let key: Key = (row.try_get("account_id")?, row.try_get("external_id")?);
-            conflicted.remove(&key);
-            if let Some(slot) = slots.get_mut(&key) {
-                slot.seq = Some(row.try_get("seq")?);
-            }
+    let written = Columns::of(&calls)
+        .bind(sqlx::query(
+            "INSERT INTO calls (id, external_id, account_id, user_id, direction, phone_number, \
+             caller_id, internal, ucp_type, state, start_time, answer_time, end_time, duration, \
+             updated_at) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::text[], $7::text[], $8::bool[], $9::text[], $10::text[], $11::bigint[], \
+             $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[]) \
+             ON CONFLICT (account_id, external_id) DO UPDATE SET state = EXCLUDED.state, \
+             answer_time = EXCLUDED.answer_time, end_time = EXCLUDED.end_time, \
+             duration = EXCLUDED.duration, updated_at = EXCLUDED.updated_at \
+             WHERE calls.seq = ANY($16) \
+             RETURNING account_id, external_id, seq",
+        ))
+        .bind(&locked)
+        .fetch_all(&mut *c)
+        .await?;
+    for row in &written {
+        let key: Key = (row.try_get("account_id")?, row.try_get("external_id")?);
+        conflicted.remove(&key);
+        if let Some(slot) = slots.get_mut(&key) {
+            slot.seq = Some(row.try_get("seq")?);
         }
     }
-    let existing: Vec<(i64, &Call)> = slots
-        .values()
-        .filter(|s| s.changed)
-        .filter_map(|s| Some((s.seq?, s.call.as_ref()?)))
-        .collect();
-    if !existing.is_empty() {
-        let seqs: Vec<i64> = existing.iter().map(|(seq, _)| *seq).collect();
-        let calls: Vec<&Call> = existing.iter().map(|(_, call)| *call).collect();
-        let cols = Columns::of(&calls);
-        sqlx::query(
-            "UPDATE calls c SET state = u.state, answer_time = u.answer_time, \
-             end_time = u.end_time, duration = u.duration, updated_at = u.updated_at \
-             FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], \
-             $6::bigint[]) AS u(seq, state, answer_time, end_time, duration, updated_at) \
-             WHERE c.seq = u.seq AND c.seq = ANY($1)",
-        )
-        .bind(&seqs)
-        .bind(&cols.state)
-        .bind(&cols.answer_time)
-        .bind(&cols.end_time)
-        .bind(&cols.duration)
-        .bind(&cols.updated_at)
-        .execute(&mut *c)
-        .await?;
-    }
     Ok(conflicted)
-}
-
-/// Inserts the events of the changes at `kept`, in order; returns each one's `seq` and body.
-async fn insert_events(
-    c: &mut PgConnection,
-    slots: &BTreeMap<Key, Slot>,
-    changes: &[(Key, Call, Timestamp)],
-    kept: &[usize],
-) -> Result<Vec<(i64, Arc<str>)>, sqlx::Error> {
-    if kept.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut call_seqs = Vec::with_capacity(kept.len());
-    let mut states = Vec::with_capacity(kept.len());
-    let mut ats = Vec::with_capacity(kept.len());
-    let mut bodies: Vec<Arc<str>> = Vec::with_capacity(kept.len());
-    for i in kept {
-        let (key, call, _) = &changes[*i];
-        call_seqs.push(slots[key].seq.unwrap_or_default());
-        states.push(call.state.as_str());
-        ats.push(call.updated_at.millis());
-        let body = serde_json::to_string(&CallEvent::from(call))
-            .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        bodies.push(body.into());
-    }
-    let texts: Vec<&str> = bodies.iter().map(|b| &**b).collect();
-    // Rows are inserted, and their identity drawn, in the order of the ordinality: the seqs
-    // returned, sorted, are the events' in batch order.
-    let mut seqs: Vec<i64> = sqlx::query_scalar(
-        "INSERT INTO call_events (call_seq, state, at, body) \
-         SELECT r.call_seq, r.state, r.at, r.body \
-         FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[]) \
-         WITH ORDINALITY AS r(call_seq, state, at, body, n) ORDER BY r.n RETURNING seq",
-    )
-    .bind(&call_seqs)
-    .bind(&states)
-    .bind(&ats)
-    .bind(&texts)
-    .fetch_all(&mut *c)
-    .await?;
-    seqs.sort_unstable();
-    Ok(seqs.into_iter().zip(bodies).collect())
 }
 
 /// The columns of calls, for UNNEST.

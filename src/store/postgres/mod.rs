@@ -17,6 +17,7 @@ mod drivers;
 mod errors;
 mod identity;
 mod ingest;
+mod queueing;
 mod rows;
 pub mod schema;
 mod webhooks;
@@ -95,7 +96,13 @@ async fn connect_and_migrate(url: &str) -> Result<(PgConnectOptions, String, i64
         url: shown.clone(),
         source,
     };
-    let options = PgConnectOptions::from_str(url).map_err(cannot_connect)?;
+    // Custom plans always, made with the tables' sizes at the time: a generic plan is made once
+    // per connection, early, when the tables are nearly empty, and kept; on a young database
+    // (one whose statistics autovacuum has not gathered yet) that froze scans of every call and
+    // every delivery into statements run for each report.
+    let options = PgConnectOptions::from_str(url)
+        .map_err(cannot_connect)?
+        .options([("plan_cache_mode", "force_custom_plan")]);
     let mut conn = sqlx::PgConnection::connect_with(&options)
         .await
         .map_err(cannot_connect)?;

@@ -152,12 +152,19 @@ CREATE TABLE callhook_nodes (
     // Fewer indexes for every delivery to write: the skipped deliveries of a webhook (for a
     // replay) in place of an index of every delivery, and none by time any more (a pause no
     // longer rewrites them). Room in each page for a delivery's next version, so that starting
-    // an attempt (which changes no indexed column) is a heap-only update.
+    // an attempt (which changes no indexed column) is a heap-only update. And no foreign keys
+    // (below).
     r#"
 DROP INDEX deliveries_pending_by_webhook;
 DROP INDEX deliveries_webhook;
 CREATE INDEX deliveries_skipped ON deliveries (webhook_id) WHERE status = 'skipped';
 ALTER TABLE deliveries SET (fillfactor = 70);
+-- No foreign keys between calls, events and deliveries: each check ran a plan saved per
+-- connection, chosen while the tables were empty (a scan of every call per event once they were
+-- not), and the store only ever writes these rows together with what they refer to, in one
+-- transaction, and deletes them in the other order.
+ALTER TABLE call_events DROP CONSTRAINT call_events_call_seq_fkey;
+ALTER TABLE deliveries DROP CONSTRAINT deliveries_event_seq_fkey;
 "#,
 ];
 
