@@ -148,7 +148,7 @@ struct DeliveryArgs {
     concurrency: u32,
 
     /// Delivery attempts in flight at once for one webhook.
-    #[arg(long, env = "CALLHOOK_WEBHOOK_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "CALLHOOK_WEBHOOK_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     webhook_concurrency: u32,
 
     /// Which addresses deliveries may reach: public (global addresses only), private (also private

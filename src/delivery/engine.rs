@@ -22,8 +22,10 @@ use super::lane::{Lane, Offer};
 use super::retry::{AfterFailure, after_failure};
 use crate::domain::Timestamp;
 use crate::metrics::{Metrics, Outcome};
-use crate::store::{AttemptEnd, DeliveryJob, Finished, QueueNews, Store, StoreError};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use crate::store::{Advanced, AttemptEnd, DeliveryJob, Finished, QueueNews, Store, StoreError};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -57,6 +59,31 @@ const BACKSTOP: Duration = Duration::from_secs(5);
 const STORE_RETRY: Duration = Duration::from_secs(1);
 /// Lanes kept for webhooks with nothing to send, at most.
 const IDLE_LANES: usize = 4096;
+/// Store writes of turns in flight at once: a turn is prepared while the previous one's write
+/// is on its way, so that attempts that end meanwhile are recorded, and a call's next delivery
+/// started, one write later rather than two. Writes are applied in the order they were made.
+const WRITES_AHEAD: usize = 2;
+
+/// A turn's store write on its way: the outcomes it records and the attempts it starts.
+struct Write {
+    /// The attempts that ended: `(webhook, seq)`.
+    ended: Vec<(String, i64)>,
+    /// The attempts to make once it is written: `(webhook, seq)`.
+    start: Vec<(String, i64)>,
+    now: Timestamp,
+    written: Pin<Box<dyn Future<Output = Result<Advanced, StoreError>> + Send>>,
+}
+
+/// The oldest write in flight, once it is done (the others are written after it).
+async fn next_written(writes: &mut VecDeque<Write>) -> (Write, Result<Advanced, StoreError>) {
+    let result = std::future::poll_fn(|cx| match writes.front_mut() {
+        Some(write) => write.written.as_mut().poll(cx),
+        None => std::task::Poll::Pending,
+    })
+    .await;
+    let write = writes.pop_front().expect("a write was in flight");
+    (write, result)
+}
 
 /// The delivery engine. Share it with `Arc`.
 pub struct Engine {
@@ -99,9 +126,10 @@ impl Engine {
         };
         let (ended_tx, mut ended) = mpsc::unbounded_channel();
         let mut turn = Turn::new(self.clone(), ended_tx);
+        let mut writes: VecDeque<Write> = VecDeque::new();
         loop {
             let stopping = shutdown.is_cancelled();
-            if stopping && turn.idle_after_stop() {
+            if stopping && writes.is_empty() && turn.idle_after_stop() {
                 break;
             }
             let wake_at = turn.wake_at(stopping);
@@ -109,6 +137,10 @@ impl Engine {
                 () = shutdown.cancelled(), if !stopping => {}
                 Some(n) = news.recv(), if !stopping => turn.news(n),
                 Some(f) = ended.recv() => turn.ended(f),
+                written = next_written(&mut writes), if !writes.is_empty() => {
+                    let (write, result) = written;
+                    turn.written(write, result);
+                }
                 () = tokio::time::sleep_until(wake_at.into()) => {}
             }
             while let Ok(n) = news.try_recv() {
@@ -117,7 +149,11 @@ impl Engine {
             while let Ok(f) = ended.try_recv() {
                 turn.ended(f);
             }
-            turn.run(shutdown.is_cancelled()).await;
+            if writes.len() < WRITES_AHEAD
+                && let Some(write) = turn.run(shutdown.is_cancelled()).await
+            {
+                writes.push_back(write);
+            }
         }
         self.tasks.close();
         self.tasks.wait().await;
@@ -192,6 +228,9 @@ struct Turn {
     others: HashMap<String, Instant>,
     /// Attempts that ended, not recorded yet.
     outcomes: Vec<Finished>,
+    /// Per webhook, how many ended attempts are in writes on their way: its lane reads no page
+    /// meanwhile (the store does not show them yet).
+    recording: HashMap<String, usize>,
     /// Look for every queue to drive (at start, after news that any may have changed).
     discover: bool,
     next_discovery: Instant,
@@ -214,6 +253,7 @@ impl Turn {
             to_drive: BTreeSet::new(),
             others: HashMap::new(),
             outcomes: Vec::new(),
+            recording: HashMap::new(),
             discover: true,
             next_discovery: now + BACKSTOP,
             next_renewal: now,
@@ -310,19 +350,28 @@ impl Turn {
         at.max(now)
     }
 
-    /// One turn; a storage failure is logged and the next turn waits a little.
-    async fn run(&mut self, stopping: bool) {
+    /// One turn, and its store write if it has anything to write; a storage failure is logged
+    /// and the next turn waits a little.
+    async fn run(&mut self, stopping: bool) -> Option<Write> {
         if self.resume_at.is_some_and(|at| Instant::now() < at) {
-            return;
+            return None;
         }
         self.resume_at = None;
-        if let Err(e) = self.turn(stopping).await {
-            tracing::warn!(error = %e, "the delivery engine could not reach the store; will retry");
-            self.resume_at = Some(Instant::now() + STORE_RETRY);
+        match self.turn(stopping).await {
+            Ok(write) => write,
+            Err(e) => {
+                self.failed(e);
+                None
+            }
         }
     }
 
-    async fn turn(&mut self, stopping: bool) -> Result<(), StoreError> {
+    fn failed(&mut self, e: StoreError) {
+        tracing::warn!(error = %e, "the delivery engine could not reach the store; will retry");
+        self.resume_at = Some(Instant::now() + STORE_RETRY);
+    }
+
+    async fn turn(&mut self, stopping: bool) -> Result<Option<Write>, StoreError> {
         let store = self.engine.store.clone();
         if !stopping {
             self.renew(&store).await;
@@ -335,6 +384,7 @@ impl Turn {
             if let Some(lane) = self.lanes.get_mut(&f.job.webhook_id) {
                 lane.ended(f.job.seq, &f.end, now);
             }
+            *self.recording.entry(f.job.webhook_id.clone()).or_default() += 1;
         }
         let may_start = !stopping && self.may_start_until.is_some_and(|t| Instant::now() < t);
         let start = if may_start {
@@ -342,30 +392,62 @@ impl Turn {
         } else {
             Vec::new()
         };
+        self.prune(now);
         if finished.is_empty() && start.is_empty() {
-            self.prune(now);
-            return Ok(());
+            return Ok(None);
         }
-        let ended: Vec<i64> = finished.iter().map(|f| f.job.seq).collect();
+        let ended = finished
+            .iter()
+            .map(|f| (f.job.webhook_id.clone(), f.job.seq))
+            .collect();
         let lease_until = now.plus(self.settings().lease);
         let seqs: Vec<i64> = start.iter().map(|(_, seq)| *seq).collect();
-        let advanced = store.advance(finished.clone(), seqs, lease_until).await;
+        let mut written: Pin<Box<dyn Future<Output = _> + Send>> =
+            Box::pin(async move { store.advance(finished, seqs, lease_until).await });
+        // Polled once now, so that it is on its way (in order) before any later turn's write.
+        let waker = std::task::Waker::noop();
+        if let std::task::Poll::Ready(result) = written
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(waker))
+        {
+            written = Box::pin(std::future::ready(result));
+        }
+        Ok(Some(Write {
+            ended,
+            start,
+            now,
+            written,
+        }))
+    }
+
+    /// A turn's write is done: the attempts it started are made; what it recorded no longer
+    /// waits.
+    fn written(&mut self, write: Write, result: Result<Advanced, StoreError>) {
         if let Ok(mut flying) = self.engine.flying.lock() {
-            for seq in &ended {
+            for (_, seq) in &write.ended {
                 flying.remove(seq);
             }
         }
-        let advanced = match advanced {
+        for (webhook, _) in &write.ended {
+            if let Some(n) = self.recording.get_mut(webhook) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.recording.remove(webhook);
+                }
+            }
+        }
+        let advanced = match result {
             Ok(advanced) => advanced,
             Err(e) => {
                 // Neither the outcomes nor the new attempts were written: what these lanes hold
                 // in memory is ahead of the store. Read them again once it answers.
-                let touched = finished.iter().map(|f| f.job.webhook_id.clone());
-                for webhook in touched.chain(start.into_iter().map(|(w, _)| w)) {
+                let touched = write.ended.into_iter().chain(write.start);
+                for (webhook, _) in touched {
                     self.lanes.remove(&webhook);
                     self.to_drive.insert(webhook);
                 }
-                return Err(e);
+                self.failed(e);
+                return;
             }
         };
         self.engine.metrics.skipped(advanced.skipped);
@@ -375,17 +457,15 @@ impl Turn {
             }
         }
         let started: HashMap<i64, _> = advanced.started.iter().map(|s| (s.seq, *s)).collect();
-        for (webhook, seq) in start {
+        for (webhook, seq) in write.start {
             let Some(lane) = self.lanes.get_mut(&webhook) else {
                 continue;
             };
             match started.get(&seq).and_then(|s| lane.job(*s)) {
                 Some(job) => self.send(job),
-                None => lane.not_started(seq, now),
+                None => lane.not_started(seq, write.now),
             }
         }
-        self.prune(now);
-        Ok(())
     }
 
     /// Renews this process's drive when due; a failure leaves the time it may start attempts
@@ -448,10 +528,12 @@ impl Turn {
 
     /// Reads the next page of every lane that wants one; drops lanes whose webhook is gone.
     async fn read_pages(&mut self, store: &Arc<dyn Store>) -> Result<(), StoreError> {
+        // Not while outcomes of a lane are on their way: the store would show as pending what
+        // the lane knows has ended.
         let wanting: Vec<String> = self
             .lanes
             .iter()
-            .filter(|(_, lane)| lane.wants_page())
+            .filter(|(webhook, lane)| lane.wants_page() && !self.recording.contains_key(*webhook))
             .map(|(webhook, _)| webhook.clone())
             .collect();
         if wanting.is_empty() {

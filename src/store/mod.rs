@@ -332,7 +332,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<QueuePage>, StoreError>;
     /// In one write: records how attempts ended, with the webhook statistics that follow, then
     /// starts attempts of the deliveries `start` (by `seq`): each counts one attempt and is
-    /// leased until `lease_until`. Only the attempts returned may be made.
+    /// leased until `lease_until`. Only the attempts returned may be made. Calls are written in
+    /// the order they are made (a call is made when its future is first polled), so that a
+    /// caller may have the next on its way before the last is done.
     async fn advance(
         &self,
         finished: Vec<Finished>,

@@ -77,6 +77,9 @@ pub struct PgStore {
     news: Arc<NewsFeed>,
     /// Applies call reports, several per transaction.
     ingest: Arc<ingest::Writer>,
+    /// Makes the delivery engine's writes ([`Store::advance`]) one after the other, in the order
+    /// they were made (a fair lock).
+    advancing: Arc<tokio::sync::Mutex<()>>,
     /// How to connect, for the wake-up listener's own connection.
     options: PgConnectOptions,
     /// The database URL without its password, for log lines.
@@ -139,6 +142,7 @@ impl PgStore {
             pool,
             bookkeeping,
             node,
+            advancing: Arc::default(),
             news: Arc::default(),
             options,
             shown: shown.into(),
@@ -415,6 +419,7 @@ impl Store for PgStore {
         start: Vec<i64>,
         lease_until: Timestamp,
     ) -> Result<Advanced, StoreError> {
+        let _in_order = self.advancing.lock().await;
         let quick = deliveries::advance_successes(
             &self.bookkeeping,
             &self.node,
