@@ -215,14 +215,7 @@ async fn a_revoked_user_token_is_refused_at_once_by_the_running_server() {
     let token = server.token_create(&["--account", "a1", "--user", "u1", "--name", "to-revoke"]);
     let other = server.user_token("a1", "u1");
     server.get(&vis("/self"), &token).await.expect(200);
-    let id = server
-        .token_list()
-        .into_iter()
-        .find(|t| t["name"] == "to-revoke")
-        .expect("the token is listed")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = token_id_named(&server, "to-revoke");
 
     // Act
     server.token_revoke(&id);
@@ -362,4 +355,62 @@ async fn tokens_are_not_stored_in_clear() {
             "the token secret appears in clear in the database files"
         );
     }
+}
+
+/// Nodes on PostgreSQL remember the tokens they authenticated for a moment, so a report does not
+/// cost a round trip to find its token; a revocation must still reach every node.
+#[tokio::test]
+async fn a_revoked_token_is_refused_by_every_node_sharing_a_postgres_database() {
+    // Arrange
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let nodes = [
+        Server::start_on_db(&db.url, &[]),
+        Server::start_on_db(&db.url, &[]),
+    ];
+    let token = nodes[0].token_create(&["--account", "a1", "--user", "u1", "--name", "to-revoke"]);
+    let other = nodes[0].user_token("a1", "u1");
+    for node in &nodes {
+        node.get(&vis("/self"), &token).await.expect(200);
+    }
+    let id = token_id_named(&nodes[0], "to-revoke");
+
+    // Act
+    nodes[1].token_revoke(&id);
+
+    // Assert: refused everywhere well within the second a node may trust what it remembers,
+    // and from then on; the other token still works.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    for node in &nodes {
+        loop {
+            let status = node.get(&vis("/self"), &token).await.status;
+            if status == 401 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a node still accepts the revoked token ({status})"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    for node in &nodes {
+        node.get(&vis("/self/webhooks"), &token)
+            .await
+            .expect_error(401, "UNAUTHORIZED");
+        node.get(&vis("/self"), &other).await.expect(200);
+    }
+}
+
+/// The id (`tok_...`) of the token called `name`, from `token list`.
+fn token_id_named(server: &Server, name: &str) -> String {
+    server
+        .token_list()
+        .into_iter()
+        .find(|t| t["name"] == name)
+        .expect("the token is listed")["id"]
+        .as_str()
+        .expect("an id")
+        .to_string()
 }

@@ -1,9 +1,12 @@
 //! What the nodes sharing one database coordinate through it: which one runs the background jobs
 //! ([`Leadership`], an advisory lock), and news of queues (`NOTIFY callhook_wake` naming the
 //! webhooks whose queues changed, [`Announcer`]; handed to the local delivery engine by
-//! [`PgStore::forward_wakeups`]). Which node drives which queue is [`super::drivers`]'.
+//! [`PgStore::forward_wakeups`]), and revocations of tokens (`NOTIFY callhook_tokens`, after
+//! which the listening node forgets the tokens it remembers, see [`super::tokens`]). Which node
+//! drives which queue is [`super::drivers`]'.
 
 use super::PgStore;
+use super::tokens::TOKENS_CHANNEL;
 use crate::store::QueueNews;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
@@ -180,6 +183,8 @@ impl PgStore {
             };
             match listening {
                 Ok(mut listener) => {
+                    // What was announced while nobody listened is lost.
+                    self.tokens.forget();
                     self.news.send(QueueNews::Everything);
                     loop {
                         let next = tokio::select! {
@@ -187,6 +192,7 @@ impl PgStore {
                             n = listener.try_recv() => n,
                         };
                         match next {
+                            Ok(Some(n)) if n.channel() == TOKENS_CHANNEL => self.tokens.forget(),
                             Ok(Some(notification)) => {
                                 if let Some(news) = news_of(notification.payload(), &self.node) {
                                     self.news.send(news);
@@ -198,6 +204,7 @@ impl PgStore {
                                 tracing::warn!(
                                     "wake-up listener reconnected after losing its connection"
                                 );
+                                self.tokens.forget();
                                 self.news.send(QueueNews::Everything);
                             }
                             Err(e) => {
@@ -221,7 +228,7 @@ impl PgStore {
 
 async fn listen(pool: &sqlx::PgPool) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(WAKE_CHANNEL).await?;
+    listener.listen_all([WAKE_CHANNEL, TOKENS_CHANNEL]).await?;
     Ok(listener)
 }
 

@@ -2,6 +2,7 @@
 //! lookups that authenticate a request or describe its caller.
 
 use super::rows::{opt_ts, ts};
+use super::tokens::TOKENS_CHANNEL;
 use crate::domain::Timestamp;
 use crate::domain::identity::{AccountProfile, Owner, Principal, Role, UserProfile};
 use crate::store::{NewToken, TokenInfo};
@@ -103,19 +104,27 @@ pub(super) async fn revoke_token(
     let n = sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
         .bind(id)
         .bind(now.millis())
-        .execute(c)
+        .execute(&mut *c)
         .await?
         .rows_affected();
+    if n == 1 {
+        // Delivered at the commit: every node forgets the tokens it remembers.
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(TOKENS_CHANNEL)
+            .execute(&mut *c)
+            .await?;
+    }
     Ok(n == 1)
 }
 
+/// The principal of a valid token, and when the token expires.
 pub(super) async fn authenticate(
     pool: &PgPool,
     hash: [u8; 32],
     now: Timestamp,
-) -> Result<Option<Principal>, sqlx::Error> {
+) -> Result<Option<(Principal, Option<Timestamp>)>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT id, role, account_id, user_id FROM tokens WHERE hash = $1 \
+        "SELECT id, role, account_id, user_id, expires_at FROM tokens WHERE hash = $1 \
          AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
     )
     .bind(hash.as_slice())
@@ -124,11 +133,15 @@ pub(super) async fn authenticate(
     .await?;
     let Some(r) = row else { return Ok(None) };
     let role: String = r.try_get("role")?;
-    Ok(Role::parse(&role).map(|role| Principal {
-        token_id: r.try_get("id").unwrap_or_default(),
-        role,
-        account_id: r.try_get("account_id").unwrap_or_default(),
-        user_id: r.try_get("user_id").unwrap_or_default(),
+    let expires_at = opt_ts(&r, "expires_at")?;
+    Ok(Role::parse(&role).map(|role| {
+        let principal = Principal {
+            token_id: r.try_get("id").unwrap_or_default(),
+            role,
+            account_id: r.try_get("account_id").unwrap_or_default(),
+            user_id: r.try_get("user_id").unwrap_or_default(),
+        };
+        (principal, expires_at)
     }))
 }
 

@@ -20,6 +20,7 @@ mod ingest;
 mod queueing;
 mod rows;
 pub mod schema;
+mod tokens;
 mod webhooks;
 
 use super::queue::NewsFeed;
@@ -88,6 +89,8 @@ pub struct PgStore {
     leadership: Arc<cluster::Leadership>,
     /// Sends the wake-ups to the other nodes.
     announcer: Arc<cluster::Announcer>,
+    /// The tokens this node authenticated lately.
+    tokens: Arc<tokens::TokenCache>,
 }
 
 /// Connects to the database at `url` on a connection of its own (so that a failure says why,
@@ -148,6 +151,7 @@ impl PgStore {
             shown: shown.into(),
             leadership: Arc::default(),
             announcer: Arc::default(),
+            tokens: Arc::default(),
         })
     }
 }
@@ -212,7 +216,11 @@ impl Store for PgStore {
     }
 
     async fn revoke_token(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
-        transaction!(self.pool, |c| identity::revoke_token(c, id, now).await?)
+        let revoked = transaction!(self.pool, |c| identity::revoke_token(c, id, now).await?)?;
+        if revoked {
+            self.tokens.forget();
+        }
+        Ok(revoked)
     }
 
     async fn authenticate(
@@ -220,9 +228,16 @@ impl Store for PgStore {
         hash: [u8; 32],
         now: Timestamp,
     ) -> Result<Option<Principal>, StoreError> {
-        identity::authenticate(&self.pool, hash, now)
+        if let Some(principal) = self.tokens.get(&hash, now) {
+            return Ok(Some(principal));
+        }
+        let found = identity::authenticate(&self.pool, hash, now)
             .await
-            .map_err(classify)
+            .map_err(classify)?;
+        Ok(found.map(|(principal, expires_at)| {
+            self.tokens.put(hash, principal.clone(), expires_at);
+            principal
+        }))
     }
 
     async fn user_profile(&self, owner: &Owner) -> Result<Option<UserProfile>, StoreError> {
